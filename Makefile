@@ -1,0 +1,46 @@
+# Warm-up for RNNs. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+SCALE  ?= cpu
+PORT   ?= 5000
+STORE  := $(CURDIR)/outputs/mlflow.db
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-slow ui bench reproduce reproduce-smoke lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+# torch is pinned (pyproject.toml): an unpinned torch resolves to a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra Hydra overrides: ARGS="...")
+	$(PY) -m src.run cell=gru warmup=partial $(ARGS)
+
+test: $(VENV)/.installed-dev  ## the test suite (what CI runs)
+	$(PY) -m pytest
+
+test-slow: $(VENV)/.installed-dev  ## the slow tests only
+	$(PY) -m pytest -m slow
+
+ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1:5000 (PORT=...)
+	mkdir -p outputs
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+	  --backend-store-uri sqlite:///$(STORE) --default-artifact-root $(CURDIR)/outputs/mlartifacts \
+	  --host 127.0.0.1 --port $(PORT) --workers 1
+
+lint: $(VENV)/.installed-dev  ## ruff
+	$(VENV)/bin/ruff check src tests bench
+
+clean:  ## remove run outputs (keeps .venv)
+	rm -rf outputs multirun

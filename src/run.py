@@ -1,0 +1,271 @@
+"""One run of the method: seed, build, stage 1 (warm-up), stage 2 (supervised), test.
+
+    python -m src.run cell=gru warmup=partial
+    python -m src.run -m cell=gru,lstm warmup=none,partial seed=0,1,2
+
+Everything a run does is logged to one MLflow run (both stages): the resolved
+config as params, the choices as tags, the metrics of INTERFACE.md, the
+resolved config and the best checkpoint as artifacts.
+This is the only module that reads Hydra config; everything below it takes
+plain Python arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import MLFlowLogger
+
+from src import tracking
+from src.rnn import StackedRNN
+from src.supervised import SupervisedModule
+from src.vaa import measure_vaa
+from src.warmup import WarmupModule
+
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger on a run that ``main`` owns: the two stages' trainers
+    each call ``finalize``, which would mark the run finished after the warm-up."""
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress display, without the logger's version number."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
+class PrepareTracking(Callback):
+    """Hydra callback: create the tracking store and experiment once, before a sweep's jobs
+    start, so that parallel jobs (joblib, submitit launchers) never race on creating them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        tracking.prepare_store(tracking.resolve_uri(config.mlflow.tracking_uri, Path.cwd()),
+                               config.mlflow.experiment)
+
+
+# --------------------------------------------------------------------- checks
+def check_config(cfg: DictConfig) -> None:
+    """Range checks of the plain keys, before anything is built (one-line errors)."""
+    rules = [
+        ("warmup.fraction", 0 <= cfg.warmup.fraction <= 1, "must be in [0, 1]"),
+        ("warmup.steps", cfg.warmup.steps >= 0, "must be >= 0"),
+        ("warmup.lr", cfg.warmup.lr > 0, "must be > 0"),
+        ("warmup.vaa_target", 0 < cfg.warmup.vaa_target <= 1, "must be in (0, 1]"),
+        ("warmup.max_horizon", cfg.warmup.max_horizon >= 1, "must be >= 1"),
+        ("net.hidden_size", cfg.net.hidden_size >= 1, "must be >= 1"),
+        ("net.num_layers", cfg.net.num_layers >= 1, "must be >= 1"),
+        ("trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1"),
+        ("trainer.batch_size", cfg.trainer.batch_size >= 2, "must be >= 2 (VAA* compares samples)"),
+        ("trainer.lr", cfg.trainer.lr > 0, "must be > 0"),
+        ("vaa.steps", cfg.vaa.steps >= 1, "must be >= 1"),
+        ("vaa.groups", cfg.vaa.groups >= 1, "must be >= 1"),
+        ("vaa.group_size", cfg.vaa.group_size >= 2, "must be >= 2"),
+    ]
+    for key, ok, rule in rules:
+        if not ok:
+            raise ValueError(f"{key}={OmegaConf.select(cfg, key)} {rule}")
+
+
+def abort(err: Exception) -> None:
+    """Report a bad input on one line and leave no half-written run directory behind."""
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    print(f"error: {msg}", file=sys.stderr)
+    if HydraConfig.initialized():
+        out = Path(HydraConfig.get().runtime.output_dir)
+        if out.exists() and not (out / "checkpoints").exists():
+            shutil.rmtree(out, ignore_errors=True)
+    sys.exit(2)
+
+
+# ---------------------------------------------------------------------- build
+def make_cell_factory(cell_cfg: DictConfig, seq_length: int):
+    """``(input_size, hidden_size) -> cell``; a ``t_max: null`` key means the benchmark's length."""
+    extra = {"t_max": seq_length} if "t_max" in cell_cfg and cell_cfg.t_max is None else {}
+    return instantiate(cell_cfg, _partial_=True, **extra)
+
+
+def build(cfg: DictConfig):
+    """The benchmark's data (generated or read now, so bad data fails before any run exists),
+    the network, and the fixed input sequences VAA is measured on."""
+    dm = instantiate(cfg.benchmark, batch_size=cfg.trainer.batch_size)
+    net = StackedRNN(
+        make_cell_factory(cfg.cell, dm.seq_length),
+        input_size=dm.input_size,
+        hidden_size=cfg.net.hidden_size,
+        num_layers=cfg.net.num_layers,
+        output_size=dm.output_size,
+        warm_fraction=cfg.warmup.fraction,
+        parallel=cfg.net.parallel,
+    )
+    dm.setup("fit")
+    vaa_inputs = dm.train_inputs(cfg.vaa.groups * cfg.vaa.group_size)
+    return dm, net, vaa_inputs
+
+
+def run_name(cfg: DictConfig) -> str:
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    warm = choices.get("warmup", f"f{cfg.warmup.fraction}")
+    if cfg.net.parallel:
+        warm += "-par"
+    return f"{choices.get('cell', 'cell')}-{warm}-{choices.get('benchmark', 'bench')}-s{cfg.seed}"
+
+
+def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs) -> pl.Trainer:
+    callbacks = list(callbacks)
+    if cfg.trainer.progress:
+        callbacks.append(ProgressBar(leave=True))
+    return pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=bool(cfg.trainer.progress),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(out_dir),
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------- the method
+def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Path) -> dict:
+    vaa_kwargs = dict(steps=cfg.vaa.steps, group_size=cfg.vaa.group_size, eps=cfg.vaa.eps,
+                      seed=cfg.seed)
+
+    def log_vaa(step: int) -> tuple[float, float]:
+        v, n = measure_vaa(net, vaa_inputs, **vaa_kwargs)
+        logger.log_metrics({"vaa": v, "attractors": n}, step=step)
+        return v, n
+
+    result = {"vaa/init": log_vaa(0)[0]}
+
+    # Stage 1: warm-up (skipped for warmup=none and for the parallel ablation)
+    if net.warms_up and cfg.warmup.steps > 0:
+        warm = WarmupModule(net, lr=cfg.warmup.lr, vaa_target=cfg.warmup.vaa_target,
+                            max_horizon=cfg.warmup.max_horizon,
+                            horizon_growth=cfg.warmup.horizon_growth, eps=cfg.vaa.eps)
+        batches = dm.train_dataloader()
+        epochs = math.ceil(cfg.warmup.steps / len(batches))  # passes over the inputs needed
+        make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=epochs,
+                     limit_val_batches=0, enable_checkpointing=False
+                     ).fit(warm, train_dataloaders=batches)
+        net.cpu()
+    result["vaa/warmup"] = log_vaa(1)[0]
+
+    # Stage 2: supervised training, keeping the best validation weights, then test
+    sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr,
+                           vaa_inputs=vaa_inputs if cfg.vaa.every_epoch else None,
+                           vaa_steps=cfg.vaa.steps, vaa_group_size=cfg.vaa.group_size,
+                           vaa_eps=cfg.vaa.eps, vaa_seed=cfg.seed)
+    best = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss",
+                           mode="min", save_top_k=1, save_weights_only=True)
+    trainer = make_trainer(cfg, logger, out_dir, callbacks=[best], max_epochs=cfg.trainer.max_epochs)
+    trainer.fit(sup, datamodule=dm)
+    trainer.test(sup, datamodule=dm, ckpt_path="best", verbose=False)
+    net.cpu()
+    logger.log_metrics(sup.test_metrics, step=cfg.trainer.max_epochs)
+    result.update(sup.test_metrics)
+    if sup.history and "vaa" in sup.history[-1]:
+        result["vaa/final"] = sup.history[-1]["vaa"]
+    result["best_checkpoint"] = best.best_model_path
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (CALIBRATION.md)
+    try:
+        check_config(cfg)
+        pl.seed_everything(cfg.seed, verbose=False)
+        dm, net, vaa_inputs = build(cfg)
+    except (ValueError, FileNotFoundError, InstantiationException) as err:
+        abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
+
+    from mlflow.tracking import MlflowClient
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    uri = tracking.resolve_uri(cfg.mlflow.tracking_uri, Path.cwd())
+    experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
+    client = MlflowClient(uri)
+    digest = tracking.config_hash(resolved)
+    name = run_name(cfg)
+    if cfg.mlflow.skip_finished:
+        done = tracking.find_completed(client, experiment_id, digest)
+        if done is not None:
+            print(f"reusing completed run {name} ({done.info.run_id}) from {uri}")
+            return float(done.data.metrics.get("test/loss", float("nan")))
+
+    tags = {"cell": HydraConfig.get().runtime.choices.get("cell"), "benchmark":
+            HydraConfig.get().runtime.choices.get("benchmark"), "warmup":
+            HydraConfig.get().runtime.choices.get("warmup"), "seed": str(cfg.seed),
+            "git_sha": tracking.git_sha(), "config_hash": digest}
+    if cfg.figure:
+        tags["figure"] = str(cfg.figure)
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    run_id = run.info.run_id
+    started = time.time()
+    try:
+        params = tracking.flatten(resolved)
+        client.log_batch(run_id, params=[_param(k, v) for k, v in params.items()])
+        config_file = out_dir / "config.yaml"
+        OmegaConf.save(cfg, config_file, resolve=True)
+        client.log_artifact(run_id, str(config_file))
+        logger = RunLogger(tracking_uri=uri, run_id=run_id)
+        result = train(cfg, dm, net, vaa_inputs, logger, out_dir)
+        if result["best_checkpoint"]:
+            client.log_artifact(run_id, result["best_checkpoint"], "checkpoint")
+        client.set_tag(run_id, "completed", "true")
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    print_summary(name, run_id, uri, cfg, result, time.time() - started, out_dir)
+    return float(result["test/loss"])
+
+
+def _param(key: str, value):
+    from mlflow.entities import Param
+
+    return Param(key, str(value))
+
+
+def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
+    vaa = " -> ".join(f"{result[k]:.3f}" for k in ("vaa/init", "vaa/warmup", "vaa/final") if k in result)
+    n = cfg.vaa.group_size
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test/"))
+    print(
+        f"\n== {name} done in {seconds:.0f} s\n"
+        f"   {metrics}\n"
+        f"   vaa (init -> warm-up -> final) {vaa}   (1/{n} = one attractor, 1 = {n} attractors)\n"
+        f"   mlflow run {run_id} in experiment '{cfg.mlflow.experiment}' at {uri}\n"
+        f"   browse: make ui      outputs: {out_dir}"
+    )
+
+
+if __name__ == "__main__":
+    main()

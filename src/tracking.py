@@ -1,0 +1,96 @@
+"""MLflow plumbing: the tracking store, run lookup, flattened params, git version.
+
+The default store is embedded: an SQLite file ``outputs/mlflow.db`` with
+artifacts beside it in ``outputs/mlartifacts`` (no server to start; MLflow 3
+refuses its old file store). ``mlflow.tracking_uri=http://host:port`` sends
+runs to a shared MLflow server instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+for _name in ("alembic", "mlflow"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def resolve_uri(uri: str | None, base: Path) -> str:
+    """The tracking URI to use: the embedded store under ``base/outputs`` when ``uri`` is empty."""
+    if not uri:
+        return f"sqlite:///{(base / 'outputs' / 'mlflow.db').resolve()}"
+    return uri
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps artifacts: beside the database for an SQLite store."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None  # a server decides
+
+
+def prepare_store(uri: str, experiment: str) -> str:
+    """Create the store (and its directory) and the experiment if needed; return the experiment id.
+
+    Called once before the jobs of a sweep start, so parallel jobs never race on
+    creating the SQLite schema or the experiment.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(experiment, artifact_location=artifact_location(uri))
+    except MlflowException:  # created meanwhile by a parallel job
+        return client.get_experiment_by_name(experiment).experiment_id
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """``{"net": {"hidden_size": 32}}`` -> ``{"net.hidden_size": 32}``."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_hash(tree: dict) -> str:
+    """A short stable digest of a resolved config (without its ``mlflow`` section)."""
+    body = {k: v for k, v in tree.items() if k != "mlflow"}
+    return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def find_completed(client, experiment_id: str, digest: str):
+    """A run of this experiment that completed with this config digest, or None."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.config_hash = '{digest}' and tags.completed = 'true'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def git_sha(root: Path = ROOT) -> str:
+    """The checkout's commit, with ``-dirty`` when tracked files have changed; ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha

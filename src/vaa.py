@@ -1,0 +1,122 @@
+"""Reachable multistability: VAA, the attractor count, and the differentiable VAA*.
+
+VAA ("variability amongst attractors", METHOD.md) asks how many distinct
+attractors a network reaches from relevant states:
+
+1. take N input sequences, cut each at a random prefix length c_i in 1..L and
+   run the network on the prefix from the zero state: state h_i;
+2. feed one constant input u ~ N(0, I) to every sample for T steps: state s_i;
+3. VAA = (1/N) sum_i 1 / #{j : ||s_i - s_j|| < eps}.
+
+VAA is 1/N when every sample lands on one attractor, k/N for k well-separated
+attractors, 1 when all differ; N * VAA is the *attractor count*.
+
+VAA* replaces the hard count by a soft one so that warm-up can follow its
+gradient: s_i = tanh(state_i), C_ij = 1 - relu(d_ij - eps) / (d_ij + 1e-6),
+VAA* = (1/N) sum_i 1 / sum_j C_ij.
+
+The first two functions are pure tensor functions; ``sample_prefix_states``
+and ``measure_vaa`` run a network (anything with the ``StackedRNN``
+interface of ``src/rnn.py``) to produce the states they score.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EPS = 1e-4
+
+
+def vaa(states: Tensor, eps: float = EPS) -> Tensor:
+    """VAA of final states ``(N, D)``: mean over samples of 1 / (number of samples within eps)."""
+    # all pairs in one op; the exact (non-matmul) mode: the matmul shortcut's rounding
+    # error (~1e-3 for float32 states of norm ~1) exceeds eps and would split attractors
+    d = torch.cdist(states, states, compute_mode="donot_use_mm_for_euclid_dist")
+    counts = (d < eps).sum(dim=1).to(states.dtype)
+    return (1.0 / counts).mean()
+
+
+def pairwise_distance(s: Tensor) -> Tensor:
+    """Euclidean distances ``(N, N)`` with a finite gradient at zero distance."""
+    sq = (s.unsqueeze(1) - s.unsqueeze(0)).pow(2).sum(-1)
+    # sqrt'(0) is infinite; the tiny floor (1e-12 -> distance 1e-6 << eps) keeps
+    # the gradient of the diagonal (and of identical states) finite.
+    return torch.sqrt(sq + 1e-12)
+
+
+def vaa_star(states: Tensor, eps: float = EPS) -> Tensor:
+    """Differentiable surrogate of VAA for final states ``(N, D)`` (METHOD.md, "VAA*")."""
+    s = torch.tanh(states)
+    d = pairwise_distance(s)
+    close = 1.0 - torch.relu(d - eps) / (d + 1e-6)
+    return (1.0 / close.sum(dim=1)).mean()
+
+
+def flat_state(states) -> Tensor:
+    """Concatenate a nested structure of state tensors ``(N, *)`` into ``(N, D)``."""
+    if isinstance(states, Tensor):
+        return states
+    parts = [flat_state(s) for s in states if s is not None]
+    return torch.cat(parts, dim=-1)
+
+
+def prefix_lengths(seq_len: int, n: int, generator: torch.Generator | None, device=None) -> Tensor:
+    """Prefix lengths c_i drawn uniformly in 1..seq_len."""
+    c = torch.randint(1, seq_len + 1, (n,), generator=generator)
+    return c.to(device) if device is not None else c
+
+
+def sample_prefix_states(net, inputs: Tensor, lengths: Tensor):
+    """Per-layer states after each sample's own prefix, for the whole batch in one pass.
+
+    ``inputs`` is time-major ``(L, N, I)``; only the first ``max(lengths)`` steps are run.
+    """
+    horizon = int(lengths.max())
+    _, states = net.recurrent(inputs[:horizon], lengths=lengths)
+    return states
+
+
+@torch.no_grad()
+def measure_vaa(
+    net,
+    inputs: Tensor,
+    steps: int = 10_000,
+    group_size: int = 32,
+    eps: float = EPS,
+    seed: int = 0,
+    chunk: int = 1_000,
+) -> tuple[float, float]:
+    """VAA and attractor count of ``net``, averaged over groups of ``group_size`` sequences.
+
+    ``inputs`` ``(L, G * group_size, I)`` holds G groups; each group gets its own
+    prefix lengths and its own constant input u, and all groups run side by side
+    in one batch. The constant-input run of ``steps`` steps is done in chunks of
+    ``chunk`` steps so that memory stays flat whatever ``steps`` is.
+    Returns ``(vaa, attractors)`` with attractors = group_size * vaa, both averaged
+    over groups. A fixed ``seed`` makes repeated measurements of the same
+    network identical and leaves the global random state untouched.
+    """
+    L, total, input_size = inputs.shape
+    if total % group_size:
+        raise ValueError(f"measure_vaa: {total} sequences is not a multiple of group_size={group_size}")
+    groups = total // group_size
+    gen = torch.Generator().manual_seed(seed)
+    lengths = prefix_lengths(L, total, gen, inputs.device)
+    u = torch.randn(groups, 1, input_size, generator=gen).to(inputs)
+    u = u.expand(groups, group_size, input_size).reshape(1, total, input_size)
+
+    was_training = net.training
+    net.eval()
+    states = sample_prefix_states(net, inputs, lengths)
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        _, states = net.recurrent(u.expand(n, total, input_size), states)
+        done += n
+    net.train(was_training)
+
+    final = flat_state(states).reshape(groups, group_size, -1)
+    values = torch.stack([vaa(final[g], eps) for g in range(groups)])
+    v = float(values.mean())
+    return v, v * group_size

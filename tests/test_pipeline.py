@@ -1,0 +1,133 @@
+"""The whole pipeline: config composition, both stages, MLflow, the CLI, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import DIGITS, MNIST, MemoryLogger, compose_config, names, run_cli, tiny
+
+from src.run import build, check_config, train
+from src.rnn import StackedRNN
+
+
+@pytest.mark.parametrize("warmup", ["none", "full", "partial"])
+@pytest.mark.parametrize("cell", names("cell"))
+def test_every_cell_and_warmup_composes_builds_and_steps(cell, warmup):
+    cfg = compose_config([f"cell={cell}", f"warmup={warmup}", *tiny()])
+    check_config(cfg)
+    dm, net, vaa_inputs = build(cfg)
+    assert isinstance(net, StackedRNN)
+    assert net.warms_up == (warmup != "none")
+    x, y, mask = next(iter(dm.train_dataloader()))
+    pred, _ = net(x)
+    assert pred.shape[:2] == x.shape[:2] and pred[mask].shape[0] == mask.sum()
+    assert vaa_inputs.shape[1] == cfg.vaa.groups * cfg.vaa.group_size
+
+
+@pytest.mark.parametrize("benchmark", [b for b in names("benchmark") if b not in MNIST])
+def test_every_benchmark_composes_and_builds(benchmark):
+    cfg = compose_config([f"benchmark={benchmark}", *tiny(benchmark)])
+    dm, net, _ = build(cfg)
+    assert net.layers[0].warm.input_size == dm.input_size
+    assert net.readout.out_features == dm.output_size
+    assert dm.task == ("classification" if benchmark in DIGITS else "regression")
+
+
+def test_parallel_ablation_composes_without_warmup():
+    cfg = compose_config(["warmup=none", "net.parallel=true", *tiny()])
+    _, net, _ = build(cfg)
+    assert not net.warms_up and net.layers[0].plain.hidden_size == 4
+
+
+def _train(tmp_path, overrides):
+    cfg = compose_config(overrides)
+    torch.manual_seed(cfg.seed)
+    dm, net, vaa_inputs = build(cfg)
+    logger = MemoryLogger()
+    result = train(cfg, dm, net, vaa_inputs, logger, tmp_path)
+    return result, logger.metrics
+
+
+def test_both_stages_log_the_interface_metrics(tmp_path):
+    result, metrics = _train(tmp_path, ["warmup=partial", *tiny()])
+    steps = lambda key: [s for s, _ in metrics[key]]  # noqa: E731
+    assert steps("warmup/vaa_star") == [0, 1, 2, 3] and steps("warmup/loss") == [0, 1, 2, 3]
+    assert steps("train/loss") == [1, 2] and steps("val/loss") == [1, 2]
+    assert steps("vaa") == [0, 1, 2, 3] and steps("attractors") == [0, 1, 2, 3]
+    for (_, v), (_, n) in zip(metrics["vaa"], metrics["attractors"]):
+        assert 1 / 16 - 1e-6 <= v <= 1 and n == pytest.approx(16 * v)
+    assert math.isfinite(result["test/loss"]) and "test/acc" not in result
+    assert (tmp_path / "checkpoints" / "best.ckpt").exists()
+
+
+def test_warmup_none_skips_stage_one(tmp_path):
+    result, metrics = _train(tmp_path, ["warmup=none", *tiny()])
+    assert "warmup/loss" not in metrics
+    assert result["vaa/init"] == result["vaa/warmup"]
+
+
+def test_classification_reports_accuracy(tmp_path):
+    result, _ = _train(tmp_path, ["benchmark=seq_digits", "warmup=none", *tiny("seq_digits")])
+    assert 0 <= result["test/acc"] <= 1
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a, ma = _train(tmp_path / "a", ["seed=3", *tiny()])
+    b, mb = _train(tmp_path / "b", ["seed=3", *tiny()])
+    c, _ = _train(tmp_path / "c", ["seed=4", *tiny()])
+    assert a["test/loss"] == b["test/loss"] and ma == mb
+    assert a["test/loss"] != c["test/loss"]
+
+
+def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store):
+    uri, client = store
+    out = tmp_path / "run"
+    proc = run_cli(["cell=gru", "warmup=partial", *tiny(), f"mlflow.tracking_uri={uri}",
+                    "mlflow.experiment=e2e", f"hydra.run.dir={out}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test/loss" in proc.stdout and uri in proc.stdout
+    exp = client.get_experiment_by_name("e2e")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "gru-partial-copy-s0"
+    tags = run.data.tags
+    assert {tags[k] for k in ("cell", "benchmark", "warmup", "seed")} == {"gru", "copy", "partial", "0"}
+    assert tags["git_sha"] and tags["completed"] == "true"
+    assert run.data.params["net.hidden_size"] == "8" and run.data.params["warmup.fraction"] == "0.5"
+    for key in ("warmup/vaa_star", "warmup/loss", "train/loss", "val/loss", "vaa", "attractors",
+                "test/loss"):
+        assert key in run.data.metrics, key
+    assert len(client.get_metric_history(run.info.run_id, "warmup/loss")) == 4
+    assert len(client.get_metric_history(run.info.run_id, "vaa")) == 4
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "config.yaml" in artifacts and "checkpoint" in artifacts
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == [
+        "checkpoint/best.ckpt"]
+
+
+def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
+    uri, client = store
+    proc = run_cli(["-m", "cell=gru", "warmup=none,partial", *tiny(),
+                    f"mlflow.tracking_uri={uri}", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = client.get_experiment_by_name("warmup")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["gru-none-copy-s0", "gru-partial-copy-s0"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["warmup.fraction=1.5"], "warmup.fraction=1.5 must be in [0, 1]"),
+    (["benchmark=denoising", "benchmark.seq_length=8"], "benchmark.seq_length"),
+    (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent"], "train-images-idx3-ubyte"),
+])
+def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store, args, expected):
+    uri, client = store
+    out = tmp_path / "run"
+    proc = run_cli([*args, f"mlflow.tracking_uri={uri}", f"hydra.run.dir={out}"], timeout=120)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
+    assert not out.exists()
+    assert client.get_experiment_by_name("warmup") is None  # no store entry, no run

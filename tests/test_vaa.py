@@ -1,0 +1,103 @@
+"""VAA, the attractor count and VAA*: invariants of the measures (METHOD.md)."""
+
+import pytest
+import torch
+
+from src.vaa import measure_vaa, pairwise_distance, vaa, vaa_star
+
+
+def clusters(k: int, per: int, dim: int = 8, spread: float = 0.0, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, dim, generator=g, dtype=torch.float64) * 3
+    points = centres.repeat_interleave(per, dim=0)
+    return points + spread * torch.randn(points.shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n", [1, 5, 32])
+def test_identical_states_give_one_over_n(n):
+    states = torch.ones(n, 6, dtype=torch.float64)
+    assert vaa(states).item() == pytest.approx(1 / n)
+
+
+@pytest.mark.parametrize("k,per", [(1, 32), (4, 8), (8, 4), (32, 1)])
+def test_k_separated_clusters_give_k_over_n(k, per):
+    states = clusters(k, per, spread=1e-7)  # within a cluster: far below eps = 1e-4
+    n = k * per
+    assert vaa(states).item() == pytest.approx(k / n)
+    assert n * vaa(states).item() == pytest.approx(k)  # the attractor count
+
+
+def test_unequal_clusters():
+    # one cluster of 3, one of 1: (3 * 1/3 + 1 * 1) / 4 = 1/2
+    states = torch.tensor([[0.0], [0.0], [0.0], [1.0]])
+    assert vaa(states).item() == pytest.approx(0.5)
+
+
+def test_vaa_star_close_to_vaa_on_identical_and_separated_states():
+    identical = torch.zeros(16, 4, dtype=torch.float64)
+    assert vaa_star(identical).item() == pytest.approx(1 / 16, rel=1e-3)
+    # VAA* applies tanh first: keep the clusters well inside tanh's linear range apart
+    separated = clusters(4, 4, dim=16, spread=1e-8) / 10
+    assert vaa_star(separated).item() == pytest.approx(vaa(torch.tanh(separated)).item(), abs=0.01)
+    all_apart = torch.eye(16, dtype=torch.float64)
+    assert vaa_star(all_apart).item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_vaa_star_has_finite_gradients_even_for_identical_states():
+    for states in (torch.zeros(8, 3, dtype=torch.float64), clusters(2, 4, spread=1e-3)):
+        states = states.clone().requires_grad_(True)
+        vaa_star(states).backward()
+        assert states.grad is not None and torch.isfinite(states.grad).all()
+    # and the gradient actually pushes apart states that are close but not within eps
+    near = (torch.zeros(4, 2, dtype=torch.float64) + torch.arange(4.0).unsqueeze(1) * 1e-3)
+    near.requires_grad_(True)
+    vaa_star(near).backward()
+    assert near.grad.abs().sum() > 0
+
+
+def test_pairwise_distance_matches_cdist():
+    s = torch.randn(10, 5, dtype=torch.float64)
+    assert torch.allclose(pairwise_distance(s), torch.cdist(s, s), atol=1e-5)
+
+
+class _Attractors(torch.nn.Module):
+    """A toy 'network' with known attractors: the state converges to the sign of its prefix's
+    first input, whatever the constant input (two attractors), or to 0 (one attractor)."""
+
+    def __init__(self, bistable: bool):
+        super().__init__()
+        self.bistable = bistable
+
+    def recurrent(self, x, states=None, lengths=None):
+        if states is None:  # prefix run: remember the sign of the first input
+            s = torch.sign(x[0]) if self.bistable else torch.zeros_like(x[0])
+            return x, [(s,)]
+        return x, [(states[0][0] * 0.5 + 0.5 * states[0][0].sign(),)]
+
+
+def test_measure_vaa_counts_the_attractors_reached():
+    x = torch.randn(20, 64, 1, generator=torch.Generator().manual_seed(0))
+    x[0, ::2] = 1.0
+    x[0, 1::2] = -1.0
+    v, n = measure_vaa(_Attractors(bistable=True), x, steps=50, group_size=32)
+    assert n == pytest.approx(2.0) and v == pytest.approx(2 / 32)
+    v, n = measure_vaa(_Attractors(bistable=False), x, steps=50, group_size=32)
+    assert n == pytest.approx(1.0)
+
+
+def test_measure_vaa_is_repeatable_and_leaves_global_rng_alone():
+    x = torch.randn(20, 32, 1)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = measure_vaa(_Attractors(True), x, steps=10, group_size=32, seed=5)
+    assert torch.equal(before, torch.get_rng_state())
+    assert a == measure_vaa(_Attractors(True), x, steps=10, group_size=32, seed=5)
+    with pytest.raises(ValueError, match="group_size"):
+        measure_vaa(_Attractors(True), torch.randn(20, 33, 1), steps=10, group_size=32)
+
+
+def test_vaa_distances_are_exact_for_large_batches():
+    # torch.cdist's matmul shortcut (used for > 25 rows) has rounding errors above eps:
+    # identical float32 states of norm ~1 must still count as one attractor.
+    states = torch.rand(1, 64).expand(64, 64).contiguous()
+    assert vaa(states).item() == pytest.approx(1 / 64)
