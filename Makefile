@@ -39,6 +39,12 @@ ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1
 	  --backend-store-uri sqlite:///$(STORE) --default-artifact-root $(CURDIR)/outputs/mlartifacts \
 	  --host 127.0.0.1 --port $(PORT) --workers 1
 
+reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU)
+	$(PY) -m src.reproduce --scale $(SCALE)
+
+reproduce-smoke: $(VENV)/.installed  ## the whole reproduce chain on tiny sizes and a reduced grid (a few minutes)
+	$(PY) -m src.reproduce --scale smoke --threads 1
+
 lint: $(VENV)/.installed-dev  ## ruff
 	$(VENV)/bin/ruff check src tests bench
 

@@ -1,0 +1,57 @@
+"""Figure 1 (claims 1, 2): reachable multistability per cell, at initialisation and after
+warm-up: VAA and the attractor count (N * VAA), mean ± std over seeds, seeds as dots.
+
+"initialisation" is step 0 of the runs without warm-up (the cells as usually initialised);
+"after full / partial warm-up" is step 1 of the warmed runs. Sweep: multistability_curves.
+
+    python -m src.figures.multistability --experiment reproduce-cpu --out outputs/figures
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from src.figures.common import (
+    AFTER_WARMUP,
+    CELLS,
+    INIT,
+    cli,
+    grouped_bars,
+    nothing,
+    of_sweeps,
+    order,
+    save,
+)
+
+SWEEPS = ("multistability_curves",)
+BARS = {"none": INIT, "full": AFTER_WARMUP, "partial": AFTER_WARMUP}  # variant -> step shown
+
+
+def make(runs, out):
+    runs = [r for r in of_sweeps(runs, SWEEPS) if r.variant in BARS]
+    if not runs:
+        return nothing("multistability", SWEEPS)
+    cells = order({r.cell for r in runs}, CELLS)
+    variants = order({r.variant for r in runs}, tuple(BARS))
+    n = max(r.group_size for r in runs)
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(cells) + 3), 3.8))
+    for ax, key in zip(axes, ("vaa", "attractors")):
+        values = {}
+        for r in runs:
+            values.setdefault((r.cell, r.variant), []).append(r.at(key, BARS[r.variant]))
+        grouped_bars(ax, cells, variants, values)
+        one = 1 / n if key == "vaa" else 1
+        ax.axhline(one, ls="--", lw=0.8, color="k")
+        ax.set_ylabel("VAA" if key == "vaa" else f"attractors reached (of N = {n})")
+    axes[0].set_title("VAA (dashed: 1/N, one attractor)")
+    axes[1].set_title("attractor count")
+    handles, labels = axes[0].get_legend_handles_labels()
+    labels = [{"no warm-up": "initialisation"}.get(lab, f"after {lab}") for lab in labels]
+    axes[1].legend(handles, labels, fontsize=8)
+    fig.suptitle(f"Reachable multistability at initialisation and after warm-up "
+                 f"({runs[0].benchmark})", fontsize=10)
+    return save(fig, out, "multistability")
+
+
+if __name__ == "__main__":
+    cli(make, __doc__.splitlines()[0])

@@ -1,0 +1,52 @@
+"""Figure 3 (claims 3, 4): the final test metric per cell without warm-up, with full and
+partial warm-up, and with the parallel structure but no warm-up (the ablation), one panel
+per benchmark (MSE for regression, accuracy for classification); mean ± std over seeds,
+seeds as dots. Sweeps: precision, precision_parallel.
+
+    python -m src.figures.precision --experiment reproduce-cpu --out outputs/figures
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from src.figures.common import (
+    CELLS,
+    VARIANTS,
+    cli,
+    grouped_bars,
+    nothing,
+    of_sweeps,
+    order,
+    save,
+    test_metric,
+)
+
+SWEEPS = ("precision", "precision_parallel")
+
+
+def make(runs, out):
+    runs = [r for r in of_sweeps(runs, SWEEPS) if test_metric(r)[1] is not None]
+    if not runs:
+        return nothing("precision", SWEEPS)
+    benchmarks = order({r.benchmark for r in runs})
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(5 * len(benchmarks), 3.8), squeeze=False)
+    for ax, bench in zip(axes[0], benchmarks):
+        sel = [r for r in runs if r.benchmark == bench]
+        values = {}
+        for r in sel:
+            values.setdefault((r.cell, r.variant), []).append(test_metric(r)[1])
+        grouped_bars(ax, order({r.cell for r in sel}, CELLS), order({r.variant for r in sel}, VARIANTS),
+                     values)
+        metric = test_metric(sel[0])[0]
+        better = "higher" if sel[0].classification else "lower"
+        ax.set_title(bench)
+        ax.set_ylabel(f"{metric} ({better} is better)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Final test metric: warm-up, partial warm-up and the parallel structure",
+                 fontsize=10)
+    return save(fig, out, "precision")
+
+
+if __name__ == "__main__":
+    cli(make, __doc__.splitlines()[0])

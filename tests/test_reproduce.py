@@ -1,0 +1,186 @@
+"""`make reproduce`: the figure sweeps compose, the figure scripts read MLflow right, and the
+whole smoke chain runs and resumes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, compose_config, names
+from omegaconf import OmegaConf
+
+from src.reproduce import job_count
+from src.run import check_config
+
+SCALES = names("scale")
+FIGURES = names("figure")
+
+
+def _axes(figure: str, scale: str) -> dict[str, list[str]]:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"+figure={figure}", f"+scale={scale}"],
+                      return_hydra_config=True)
+    return {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("figure", FIGURES)
+def test_every_figure_sweep_composes_at_every_scale(figure, scale):
+    axes = _axes(figure, scale)
+    assert job_count(figure, scale) == len(list(itertools.product(*axes.values())))
+    assert len(axes["seed"]) >= (2 if scale == "smoke" else 3)
+    varied = {k: v for k, v in axes.items() if k != "seed"}
+    for values in itertools.product(*varied.values()):  # every benchmark, cell, warm-up
+        overrides = {k: v[0] for k, v in axes.items()} | dict(zip(varied, values))
+        cfg = compose_config([f"+figure={figure}", f"+scale={scale}",
+                              *(f"{k}={v}" for k, v in overrides.items())])
+        resolved = OmegaConf.to_container(cfg, resolve=True)  # every size interpolates
+        check_config(cfg)
+        assert resolved["figure"] == figure
+
+
+def test_bad_scale_is_one_line_error():
+    proc = subprocess.run([sys.executable, "-m", "src.reproduce", "--scale", "nope"], cwd=ROOT,
+                          check=False, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: SCALE=nope is not one of {', '.join(SCALES)} (conf/scale/*.yaml)"]
+
+
+# ---------------------------------------------------------- figures on synthetic runs
+CELLS = ("gru", "lstm")
+LOSS = {"none": [0.5, 0.7, 0.9], "full": [0.1, 0.2, 0.3], "partial": [0.05, 0.05, 0.05],
+        "parallel": [0.4, 0.6, 0.8]}
+ATTRACTORS = {"none": [3, 5, 7], "full": [30, 31, 32], "partial": [16, 16, 16],
+              "parallel": [2, 2, 2]}
+
+
+def _log_run(client, exp_id, figure, bench, cell, variant, seed, completed=True, loss=None):
+    """A run as src/run.py logs it: tags, params, metric histories with their steps."""
+    from mlflow.entities import Metric, Param
+
+    warm = "none" if variant == "parallel" else variant
+    tags = {"cell": cell, "benchmark": bench, "warmup": warm, "seed": str(seed), "figure": figure}
+    if completed:
+        tags["completed"] = "true"
+    run_id = client.create_run(exp_id, run_name=f"{cell}-{variant}-{bench}-s{seed}",
+                               tags=tags).info.run_id
+    params = {"net.parallel": str(variant == "parallel"), "vaa.group_size": "32"}
+    epochs, n_final = 3, ATTRACTORS[variant][seed]
+    loss = LOSS[variant][seed] if loss is None else loss
+    m = [Metric("attractors", 1.0, 0, 0), Metric("vaa", 1 / 32, 0, 0)]  # init: monostable
+    after = 1.0 if variant in ("none", "parallel") else float(n_final)
+    m += [Metric("attractors", after, 0, 1), Metric("vaa", after / 32, 0, 1)]
+    for e in range(1, epochs + 1):
+        m += [Metric("train/loss", loss * (4 - e), 0, e), Metric("val/loss", loss * (4 - e), 0, e),
+              Metric("attractors", float(n_final), 0, 1 + e), Metric("vaa", n_final / 32, 0, 1 + e)]
+    if warm != "none":
+        m += [Metric(k, 0.5, 0, s) for s in range(4) for k in ("warmup/loss", "warmup/vaa_star")]
+    m.append(Metric("test/loss", loss, 0, epochs))
+    if bench == "seq_digits":
+        m.append(Metric("test/acc", 1 - loss, 0, epochs))
+    client.log_batch(run_id, metrics=m, params=[Param(k, v) for k, v in params.items()])
+    client.set_terminated(run_id, "FINISHED" if completed else "FAILED")
+
+
+@pytest.fixture
+def synthetic(store):
+    uri, client = store
+    exp_id = client.create_experiment("synthetic")
+    for cell, variant, seed in itertools.product(CELLS, ("none", "full", "partial"), range(3)):
+        _log_run(client, exp_id, "multistability_curves", "copy", cell, variant, seed)
+    for bench, cell, variant, seed in itertools.product(("denoising", "seq_digits"), CELLS,
+                                                        LOSS, range(3)):
+        sweep = "precision_parallel" if variant == "parallel" else "precision"
+        _log_run(client, exp_id, sweep, bench, cell, variant, seed)
+    # an interrupted run: never counted
+    _log_run(client, exp_id, "multistability_curves", "copy", "gru", "none", 0, completed=False,
+             loss=100.0)
+    return uri, "synthetic"
+
+
+def _table(summary: str) -> dict[tuple[str, str, str], dict[str, str]]:
+    lines = [line for line in summary.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == len(header):
+            row = dict(zip(header, cells))
+            rows[(row["benchmark"], row["cell"], row["warm-up"])] = row
+    return rows
+
+
+def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
+    from src.figures import build_all
+
+    uri, experiment = synthetic
+    out = tmp_path / "figures"
+    files = build_all(uri, experiment, out)
+    for name in ("multistability", "learning_curves", "precision", "vaa_vs_test"):
+        for ext in ("png", "pdf"):
+            assert (out / f"{name}.{ext}").stat().st_size > 1000, name
+    assert out / "summary.md" in files
+    rows = _table((out / "summary.md").read_text())
+    assert len(rows) == 2 * 3 + 2 * 2 * 4
+    row = rows[("copy", "gru", "none")]  # the interrupted run (loss 100) is left out
+    assert (row["seeds"], row["test loss"], row["test acc"]) == ("3", "0.7 ± 0.2", "–")
+    assert (row["attractors at init"], row["attractors after warm-up"]) == ("1 ± 0", "1 ± 0")
+    assert row["attractors final"] == "5 ± 2"
+    row = rows[("copy", "lstm", "full")]
+    assert (row["test loss"], row["attractors after warm-up"]) == ("0.2 ± 0.1", "31 ± 1")
+    row = rows[("seq_digits", "lstm", "parallel")]
+    assert (row["test loss"], row["test acc"], row["attractors final"]) == (
+        "0.6 ± 0.2", "0.4 ± 0.2", "2 ± 0")
+    assert rows[("denoising", "gru", "partial")]["test loss"] == "0.05 ± 0"
+    # more attractors after warm-up, lower loss: a negative rank correlation, printed
+    assert "copy: Spearman rho(VAA after warm-up, test loss) = -" in capsys.readouterr().out
+
+
+def test_figures_on_an_empty_experiment_say_so(store, tmp_path, capsys):
+    from src.figures import build_all, make_all
+
+    uri, _ = store
+    assert build_all(uri, "missing", tmp_path) == []
+    assert "no completed runs" in capsys.readouterr().out
+    assert make_all([], tmp_path) == []
+    assert "nothing drawn" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ the smoke chain
+# About 80 s on two quiet cores (both invocations): in the default run. Mark it `slow` if it
+# grows past ~3 minutes.
+def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store):
+    uri, client = store
+    cmd = [sys.executable, "-m", "src.reproduce", "--scale", "smoke", "--threads", "1",
+           "--tracking-uri", uri, "--out", str(tmp_path / "figures"),
+           "--work-dir", str(tmp_path / "work")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, cwd=ROOT, env=env, check=False, capture_output=True, text=True,
+                           timeout=1800)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = tmp_path / "figures"
+    for name in ("multistability", "learning_curves", "precision", "vaa_vs_test"):
+        assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists(), name
+    rows = _table((out / "summary.md").read_text())
+    cells = {c for f in FIGURES for c in _axes(f, "smoke")["cell"]}
+    assert {cell for _, cell, _ in rows} == cells
+    exp = client.get_experiment_by_name("reproduce-smoke")
+    runs = client.search_runs([exp.experiment_id])
+    total = sum(job_count(f, "smoke") for f in FIGURES)
+    assert len(runs) == total + 1  # every job, and the summary run with the figures
+    (summary,) = [r for r in runs if r.data.tags.get("figure") == "summary"]
+    logged = {a.path for a in client.list_artifacts(summary.info.run_id)}
+    assert {"summary.md", "precision.png", "precision.pdf"} <= logged
+
+    again = subprocess.run(cmd, cwd=ROOT, env=env, check=False, capture_output=True, text=True,
+                           timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count("jobs complete, reused") == len(FIGURES)  # nothing launched
+    assert len(client.search_runs([exp.experiment_id])) == total + 1
