@@ -81,6 +81,8 @@ def check_config(cfg: DictConfig) -> None:
         ("trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1"),
         ("trainer.batch_size", cfg.trainer.batch_size >= 2, "must be >= 2 (VAA* compares samples)"),
         ("trainer.lr", cfg.trainer.lr > 0, "must be > 0"),
+        ("trainer.threads", cfg.trainer.threads is None or cfg.trainer.threads >= 1,
+         "must be >= 1 or null (torch's default)"),
         ("vaa.steps", cfg.vaa.steps >= 1, "must be >= 1"),
         ("vaa.groups", cfg.vaa.groups >= 1, "must be >= 1"),
         ("vaa.group_size", cfg.vaa.group_size >= 2, "must be >= 2"),
@@ -199,26 +201,35 @@ def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Pat
 def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (CALIBRATION.md)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     try:
         check_config(cfg)
-        pl.seed_everything(cfg.seed, verbose=False)
-        dm, net, vaa_inputs = build(cfg)
-    except (ValueError, FileNotFoundError, InstantiationException) as err:
-        abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
+    except ValueError as err:
+        abort(err)
 
     from mlflow.tracking import MlflowClient
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     uri = tracking.resolve_uri(cfg.mlflow.tracking_uri, Path.cwd())
-    experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
-    client = MlflowClient(uri)
     digest = tracking.config_hash(resolved)
     name = run_name(cfg)
-    if cfg.mlflow.skip_finished:
+    if cfg.mlflow.skip_finished:  # reuse before building anything: resumed sweeps are quick
+        client = MlflowClient(uri)
+        experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
         done = tracking.find_completed(client, experiment_id, digest)
         if done is not None:
             print(f"reusing completed run {name} ({done.info.run_id}) from {uri}")
             return float(done.data.metrics.get("test/loss", float("nan")))
+
+    try:
+        pl.seed_everything(cfg.seed, verbose=False)
+        dm, net, vaa_inputs = build(cfg)
+    except (ValueError, FileNotFoundError, InstantiationException) as err:
+        abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
+
+    experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
+    client = MlflowClient(uri)
 
     tags = {"cell": HydraConfig.get().runtime.choices.get("cell"), "benchmark":
             HydraConfig.get().runtime.choices.get("benchmark"), "warmup":

@@ -68,9 +68,19 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+#: Keys that change how a run is shown or where it is logged, not what it computes.
+NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads"}
+
+
 def config_hash(tree: dict) -> str:
-    """A short stable digest of a resolved config (without its ``mlflow`` section)."""
-    body = {k: v for k, v in tree.items() if k != "mlflow"}
+    """A short stable digest of what a resolved config computes: equal digests, equal runs.
+
+    Leaves out ``NOT_HASHED`` (the tracking section, display and thread settings, and the
+    ``sizes`` table of a reproduce scale, whose values reach the run through the keys
+    ``benchmark.*``, ``net.*`` and ``trainer.*`` that are hashed).
+    """
+    body = {k: v for k, v in flatten(tree).items()
+            if k not in NOT_HASHED and k.split(".")[0] not in NOT_HASHED}
     return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,153 @@
+"""Speed of every cell: training step, warm-up step, VAA measurement, and the matmul bound.
+
+    make bench                     # both shapes, every cell in conf/cell/
+    python bench/bench.py --cells gru lstm --shapes small --repeat 3
+
+For each cell and shape (paper: hidden 256, 2 layers, batch 32, length 600;
+small: hidden 32, length 100) it prints milliseconds per
+  train   supervised training step (forward + backward, loss at the last step, Adam step)
+  warm    warm-up step at the longest stabilisation horizon (200): prefix run + VAA* + backward
+  vaa     one VAA measurement, N = 32 sequences, T = 10 000 constant-input steps
+  bound   the training step's matrix-product FLOPs (counted by torch's FlopCounterMode)
+          divided by the GFLOP/s a plain matrix product of the recurrent step's shape
+          reaches, measured in the same run
+and the ratios the targets of the speed issue ask for: train/bound (target <= 3),
+warm/train (target <= 1.5), and the speed-up over the authors' code measured on
+this machine (CALIBRATION.md; their figures are without flushing denormals).
+Timings are medians over --repeat runs after one warm-up run. The machine is
+shared and noisy: compare ratios within one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from src.rnn import StackedRNN  # noqa: E402
+from src.vaa import measure_vaa  # noqa: E402
+from src.warmup import WarmupModule  # noqa: E402
+
+SHAPES = {"paper": dict(hidden=256, length=600), "small": dict(hidden=32, length=100)}
+BATCH, LAYERS, VAA_T = 32, 2, 10_000
+
+# The authors' code on this machine (CALIBRATION.md), ms: train, warm-up, VAA.
+AUTHORS = {
+    ("gru", "paper"): (6655, 8723, 6459), ("lstm", "paper"): (11787, 2560, 3663),
+    ("nbrc", "paper"): (4428, 13297, 8781), ("brc", "paper"): (7041, 11915, 7622),
+    ("mgu", "paper"): (9077, 15174, 8145), ("gru", "small"): (45, 700, 968),
+    ("lstm", "small"): (14, 105, 339), ("nbrc", "small"): (83, 1608, 2362),
+    ("brc", "small"): (109, 1513, 2502), ("mgu", "small"): (74, 1179, 1911),
+}
+
+
+def make_cell_class(name: str, length: int):
+    spec = yaml.safe_load((ROOT / "conf" / "cell" / f"{name}.yaml").read_text())
+    module, _, cls = spec.pop("_target_").rpartition(".")
+    cell_cls = getattr(__import__(module, fromlist=[cls]), cls)
+    if "t_max" in spec and spec["t_max"] is None:
+        spec["t_max"] = length
+    return lambda i, h: cell_cls(i, h, **spec)
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up run (allocations, lazy init)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def matmul_gflops(batch: int, hidden: int, repeat: int = 200) -> float:
+    """GFLOP/s of a plain (batch x hidden) @ (hidden x 3 hidden) product, the recurrent step's shape."""
+    a, b = torch.randn(batch, hidden), torch.randn(hidden, 3 * hidden)
+    for _ in range(10):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * batch * hidden * 3 * hidden * repeat / (time.perf_counter() - t) / 1e9
+
+
+def bench_cell(name: str, shape: str, repeat: int, gflops: float) -> dict:
+    hidden, length = SHAPES[shape]["hidden"], SHAPES[shape]["length"]
+    torch.manual_seed(0)
+    net = StackedRNN(make_cell_class(name, length), 1, hidden, LAYERS, 1, warm_fraction=1.0)
+    x = torch.randn(length, BATCH, 1)
+    y = torch.randn(BATCH, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def train_step():
+        opt.zero_grad()
+        pred, _ = net(x)
+        torch.nn.functional.mse_loss(pred[-1], y).backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        opt.zero_grad()
+        pred, _ = net(x)
+        torch.nn.functional.mse_loss(pred[-1], y).backward()
+    flops = counter.get_total_flops()
+
+    warm = WarmupModule(net)
+    warm_opt = torch.optim.Adam(net.warm_parameters(), lr=1e-2)
+
+    def warm_step():
+        warm_opt.zero_grad()
+        values = warm.vaa_star_per_layer(x, horizon=200)
+        ((values - 0.95) ** 2).mean().backward()
+        warm_opt.step()
+
+    out = {
+        "train": timed(train_step, repeat),
+        "warm": timed(warm_step, repeat),
+        "vaa": timed(lambda: measure_vaa(net, x, steps=VAA_T, group_size=BATCH), max(1, repeat // 2)),
+        "bound": 1000 * flops / (gflops * 1e9),
+        "gflop": flops / 1e9,
+    }
+    return out
+
+
+def main() -> None:
+    cells = sorted(p.stem for p in (ROOT / "conf" / "cell").glob("*.yaml"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=cells, choices=cells)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {BATCH}, {LAYERS} layers, "
+          f"VAA T={VAA_T}; ms per operation (median of {args.repeat})")
+    for shape in args.shapes:
+        hidden, length = SHAPES[shape]["hidden"], SHAPES[shape]["length"]
+        gflops = matmul_gflops(BATCH, hidden)
+        print(f"\n## {shape}: hidden {hidden}, length {length}; plain matmul "
+              f"{BATCH}x{hidden} @ {hidden}x{3 * hidden}: {gflops:.0f} GFLOP/s")
+        print(f"{'cell':7} {'train':>8} {'warm':>8} {'vaa':>8} {'bound':>8} {'GFLOP':>7} "
+              f"{'train/bound':>11} {'warm/train':>10} {'authors/us: train':>18} {'warm':>6} {'vaa':>6}")
+        for name in args.cells:
+            r = bench_cell(name, shape, args.repeat, gflops)
+            ref = AUTHORS.get((name, shape))
+            vs = ("".join(f"{a / b:>{w}.1f}x" for a, b, w in zip(ref, (r["train"], r["warm"], r["vaa"]), (17, 5, 5)))
+                  if ref else f"{'-':>18} {'-':>6} {'-':>6}")
+            print(f"{name:7} {r['train']:8.1f} {r['warm']:8.1f} {r['vaa']:8.1f} {r['bound']:8.1f} "
+                  f"{r['gflop']:7.2f} {r['train'] / r['bound']:11.1f} {r['warm'] / r['train']:10.2f} {vs}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
