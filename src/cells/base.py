@@ -1,0 +1,262 @@
+"""The layer interface every recurrent cell implements.
+
+A cell here is a whole recurrent *layer*, shaped like ``nn.GRU`` with one
+layer: time-major input ``x_seq`` of shape ``(L, N, input_size)``, an optional
+initial state (``None`` means zeros), and it returns ``(y_seq, state)`` with
+``y_seq`` of shape ``(L, N, hidden_size)``. The state is always a tuple of
+tensors of shape ``(N, hidden_size)`` (``(h,)`` for most cells, ``(h, c)`` for
+the LSTM family).
+
+Stacking, the warmed/plain split of partial warm-up, warm-up itself and the
+VAA measurement only ever see this interface, so a new cell is one file that
+subclasses :class:`RecurrentCell` and one YAML in ``conf/cell/``.
+
+A subclass provides:
+
+* ``input_projection(x_seq)``: the input part of every gate for *all* time
+  steps at once (one matrix product, ``(L, N, G)``);
+* ``recurrent_weights()``: the parameters used inside the time loop;
+* ``fused_step(gx_t, state, weights)``: the equations of one time step, given
+  that step's slice of the input projection; returns ``(new_state, aux)``,
+  where ``aux`` holds what the hand-written backward needs (out-of-place
+  operations only, so that autograd can differentiate it too);
+* ``reset_parameters()``: the cell's initialisation;
+* optionally, for the fast path, ``fused_step_backward`` and
+  ``fused_weight_grads`` (see the comment in the class body), or a whole-sequence
+  ``sequence_kernel``.
+
+``step(gx_t, state) -> new_state`` is ``fused_step`` seen through autograd: the
+equations are written once and serve both paths. A cell may instead override
+``step`` alone; it then always runs the autograd loop.
+
+``forward`` supplies the time loop. It also takes ``lengths`` (``(N,)``
+integer tensor): sample ``i`` then stops updating its state after
+``lengths[i]`` steps, so the returned state is the state after its own prefix
+of the sequence (and later outputs repeat that state). This lets VAA sample the
+prefix states of a whole batch in one pass instead of one pass per sequence.
+An input held constant in time as an ``expand``ed tensor (VAA's constant
+input) is projected once, not once per step.
+
+Two interchangeable time loops, chosen by the constructor argument ``fast``;
+both give the same results up to float rounding (tests/test_cells.py checks
+outputs and gradients):
+
+* ``fast=False``: autograd records every operation of every step; simple,
+  the reference.
+* ``fast=True`` (default): one :class:`torch.autograd.Function`,
+  :class:`FusedLoop`, for the whole loop. Its forward runs the same
+  ``fused_step`` without recording a graph; its backward is the hand-derived
+  gradient of one step, run backwards in time, writing the gate gradients of
+  all steps into one buffer, and the gradient of the recurrent weights is one
+  large matrix product over all steps at the end instead of one small product
+  and one accumulation per step. Plain PyTorch operations only: it runs on any
+  device and supports ``lengths``, frozen parameters and first-order gradients
+  (not double backward). Without gradients (``torch.no_grad()``, e.g. the
+  10 000-step VAA runs) it stores nothing. A cell with a library kernel for
+  whole sequences (the LSTM) uses that instead when no ``lengths`` are given.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+State = tuple[Tensor, ...]
+
+
+class RecurrentCell(nn.Module):
+    """Base class: one recurrent layer and its time loop."""
+
+    #: Number of tensors in the state tuple (1 for ``(h,)``, 2 for ``(h, c)``).
+    state_size: int = 1
+
+    def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(
+                f"{type(self).__name__}: input_size and hidden_size must be >= 1, "
+                f"got {input_size} and {hidden_size}"
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.fast = fast
+
+    # -- to implement -------------------------------------------------------
+    def reset_parameters(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def input_projection(self, x_seq: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recurrent_weights(self) -> tuple[Tensor, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def fused_step(gx_t: Tensor, state: State, weights: tuple[Tensor, ...]):  # pragma: no cover
+        """One step of the equations: ``(new_state, aux)``. Out-of-place ops only."""
+        raise NotImplementedError
+
+    # Optional, for the fast path:
+    # ``fused_step_backward(d_state, state_prev, aux, weights, d_gx_t) -> (d_state_prev,
+    # d_rec_t)`` maps the gradient with respect to the new state to the gradients
+    # with respect to the previous state and, written into the buffer ``d_gx_t``
+    # ``(N, G)``, to the step's input projection; ``d_rec_t`` is anything more that
+    # ``fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs)`` needs to form
+    # the recurrent weights' gradients (``d_gx``: ``(L, N, G)``; ``d_rec``, ``auxes``:
+    # lists over time; ``h0``: initial h; ``ys``: the ``(L, N, H)`` outputs, so
+    # ``h_{t-1}`` is ``ys[t-1]``; ``needs``: which weights need a gradient).
+    fused_step_backward = None
+    fused_weight_grads = None
+
+    #: Whether the fast path may hand a whole sequence without ``lengths`` to
+    #: ``sequence_kernel(x_seq, state) -> (y_seq, state)`` (a library kernel, e.g.
+    #: PyTorch's own LSTM).
+    has_sequence_kernel = False
+
+    def sequence_kernel(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError  # pragma: no cover
+
+    # -- provided -----------------------------------------------------------
+    def step(self, gx_t: Tensor, state: State) -> State:
+        """The recurrent part of one time step (differentiable by autograd)."""
+        return self.fused_step(gx_t, state, self.recurrent_weights())[0]
+
+    def output(self, state: State) -> Tensor:
+        """The layer's output for a state: ``h`` (the first state tensor)."""
+        return state[0]
+
+    def zero_state(self, batch: int, like: Tensor) -> State:
+        z = like.new_zeros(batch, self.hidden_size)
+        return tuple(z for _ in range(self.state_size))
+
+    def forward(
+        self, x_seq: Tensor, state: State | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        if x_seq.dim() != 3 or x_seq.shape[-1] != self.input_size or x_seq.shape[0] < 1:
+            raise ValueError(
+                f"{type(self).__name__} expects input (L >= 1, N, {self.input_size}), "
+                f"got {tuple(x_seq.shape)}"
+            )
+        if state is None:
+            state = self.zero_state(x_seq.shape[1], x_seq)
+        state = tuple(state)
+        if self.fast and self.has_sequence_kernel and lengths is None:
+            return self.sequence_kernel(x_seq, state)
+        if x_seq.shape[0] > 1 and x_seq.stride(0) == 0:
+            # Input held constant in time (an ``expand``ed tensor, as in VAA):
+            # project it once instead of once per step.
+            gx = self.input_projection(x_seq[:1]).expand(x_seq.shape[0], -1, -1)
+        else:
+            gx = self.input_projection(x_seq)
+        keep = None
+        if lengths is not None:
+            steps = torch.arange(x_seq.shape[0], device=x_seq.device).unsqueeze(1)
+            keep = (steps < lengths.to(x_seq.device).unsqueeze(0)).unsqueeze(-1)  # (L, N, 1)
+
+        if self.fast and self.fused_step_backward is not None:
+            weights = self.recurrent_weights()
+            tensors = (gx, *state, *weights)
+            if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+                ys, *state = FusedLoop.apply(type(self), keep, *tensors)
+            else:
+                ys, state, _ = run_loop(type(self), gx, state, weights, keep, save=False)
+            return ys, tuple(state)
+
+        outputs = []
+        # unbind once: indexing gx[t] inside the loop makes each step's backward
+        # write a gradient as large as the whole sequence (CALIBRATION.md).
+        keeps = keep.unbind(0) if keep is not None else [None] * gx.shape[0]
+        for gx_t, keep_t in zip(gx.unbind(0), keeps):
+            new = self.step(gx_t, state)
+            if keep_t is not None:
+                new = tuple(torch.where(keep_t, n, s) for n, s in zip(new, state))
+            state = new
+            outputs.append(self.output(state))
+        return torch.stack(outputs), state
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, fast={self.fast}"
+
+
+# -- the fast path ------------------------------------------------------------
+def run_loop(cell_type, gx: Tensor, state: State, weights, keep: Tensor | None, save: bool):
+    """Forward time loop without autograd.
+
+    Returns ``(y_seq, final_state, (states, auxes))``; with ``save``, the lists of
+    each step's state tensors beyond ``h`` (after ``lengths`` masking; ``h`` is
+    in ``y_seq``) and of each step's aux, else empty lists.
+    """
+    outputs, states, auxes = [], [], []
+    keeps = keep.unbind(0) if keep is not None else [None] * gx.shape[0]
+    with torch.no_grad():
+        for gx_t, keep_t in zip(gx.unbind(0), keeps):
+            new, aux = cell_type.fused_step(gx_t, state, weights)
+            if keep_t is not None:
+                new = tuple(torch.where(keep_t, n, s) for n, s in zip(new, state))
+            state = new
+            outputs.append(state[0])
+            if save:
+                states.append(state[1:])
+                auxes.append(aux)
+        return torch.stack(outputs), state, (states, auxes)
+
+
+class FusedLoop(torch.autograd.Function):
+    """The whole time loop as one autograd node, with a hand-written backward.
+
+    ``apply(cell_type, keep, gx, *state, *weights) -> (y_seq, *final_state)``.
+    """
+
+    @staticmethod
+    def forward(ctx, cell_type, keep, gx, *tensors):
+        n = cell_type.state_size
+        state, weights = tuple(tensors[:n]), tuple(tensors[n:])
+        ys, final, (states, auxes) = run_loop(cell_type, gx, state, weights, keep, save=True)
+        # Intermediates (neither inputs nor outputs) may be kept on ctx directly;
+        # outputs may not (reference cycle), hence the clones of the final state.
+        ctx.cell_type, ctx.n_state = cell_type, n
+        ctx.states, ctx.auxes, ctx.keep, ctx.gx_shape = states, auxes, keep, gx.shape
+        ctx.save_for_backward(ys, *state, *weights)
+        return (ys, *(s.clone() for s in final))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_ys, *d_final):
+        cell_type, n = ctx.cell_type, ctx.n_state
+        ys, *saved = ctx.saved_tensors
+        state0, weights = tuple(saved[:n]), tuple(saved[n:])
+        states, auxes, keep = ctx.states, ctx.auxes, ctx.keep
+        L = ys.shape[0]
+        d_state = tuple(torch.zeros_like(state0[0]) if d is None else d for d in d_final)
+        d_ys = d_ys.unbind(0) if d_ys is not None else None
+        keeps = keep.unbind(0) if keep is not None else None
+        d_gx = torch.empty(ctx.gx_shape, dtype=ys.dtype, device=ys.device)
+        d_gx_t, d_rec = d_gx.unbind(0), [None] * L
+        for t in range(L - 1, -1, -1):
+            if d_ys is not None:
+                d_state = (d_state[0] + d_ys[t], *d_state[1:])
+            prev = (ys[t - 1], *states[t - 1]) if t > 0 else state0
+            if keeps is not None:  # samples past their length: the state is carried over
+                d_around = tuple(torch.where(keeps[t], 0.0, d) for d in d_state)
+                d_state = tuple(torch.where(keeps[t], d, 0.0) for d in d_state)
+            d_prev, d_rec[t] = cell_type.fused_step_backward(
+                d_state, prev, auxes[t], weights, d_gx_t[t]
+            )
+            if keeps is not None:
+                d_prev = tuple(a + b for a, b in zip(d_prev, d_around))
+            d_state = d_prev
+        d_weights = cell_type.fused_weight_grads(
+            d_gx, d_rec, state0[0], ys, auxes, weights, ctx.needs_input_grad[3 + n :]
+        )
+        return (None, None, d_gx, *d_state, *d_weights)
+
+
+def matmul_over_time(d: Tensor, h0: Tensor, ys: Tensor) -> Tensor:
+    """``sum_t d[t]^T h_{t-1}`` with ``h_{-1} = h0``: the gradient of a recurrent matrix
+    ``W`` in ``h_{t-1} W^T`` given the gradients ``d`` ``(L, N, G)`` of that product,
+    as one large matrix product instead of one per step."""
+    grad = d[0].t() @ h0
+    if d.shape[0] > 1:
+        grad.addmm_(d[1:].flatten(0, 1).t(), ys[:-1].flatten(0, 1))
+    return grad

@@ -1,0 +1,382 @@
+"""Recurrent cells: parity with their equations (METHOD.md, "Cells") and with PyTorch,
+initialisation, gradients, ``lengths``, state passing and the fast time loop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torch.func import functional_call
+
+from src.cells import BRC, GRU, LSTM, MGU, NBRC, RNN, ChronoLSTM
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "cell"
+YAMLS = sorted(CONF.glob("*.yaml"))
+CELLS = {
+    "rnn": RNN,
+    "gru": GRU,
+    "lstm": LSTM,
+    "chrono": ChronoLSTM,
+    "mgu": MGU,
+    "brc": BRC,
+    "nbrc": NBRC,
+}
+L, N, I, H = 7, 3, 4, 5
+sig = torch.sigmoid
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny; with a second thread, a busy machine makes every small
+    matrix product wait for a descheduled worker (milliseconds per product)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# -- the equations, written out independently of src/cells ----------------------
+def ref_rnn(c, x, h):
+    return (torch.tanh(x @ c.weight_ih.T + c.bias_ih + h @ c.weight_hh.T + c.bias_hh),)
+
+
+def ref_gru(c, x, h):
+    Wr, Wz, Wn = c.weight_ih.chunk(3)
+    Ur, Uz, Un = c.weight_hh.chunk(3)
+    bir, biz, bin_ = c.bias_ih.chunk(3)
+    bhr, bhz, bhn = c.bias_hh.chunk(3)
+    r = sig(x @ Wr.T + bir + h @ Ur.T + bhr)
+    z = sig(x @ Wz.T + biz + h @ Uz.T + bhz)
+    n = torch.tanh(x @ Wn.T + bin_ + r * (h @ Un.T + bhn))
+    return ((1 - z) * n + z * h,)
+
+
+def ref_lstm(c, x, state):
+    h, cc = state
+    g = x @ c.weight_ih.T + c.bias_ih + h @ c.weight_hh.T + c.bias_hh
+    i, f, gg, o = g.chunk(4, 1)
+    c_new = sig(f) * cc + sig(i) * torch.tanh(gg)
+    return sig(o) * torch.tanh(c_new), c_new
+
+
+def ref_mgu(c, x, h):
+    Wf, Wh = c.weight_ih.chunk(2)
+    Uf, Uh = c.weight_hh.chunk(2)
+    bf, bh = c.bias.chunk(2)
+    f = sig(x @ Wf.T + h @ Uf.T + bf)
+    h_tilde = torch.tanh(x @ Wh.T + (f * h) @ Uh.T + bh)
+    return ((1 - f) * h + f * h_tilde,)
+
+
+def ref_brc(c, x, h):
+    Uc, Ua, Uh = c.weight_ih.chunk(3)
+    bc, ba, bh = c.bias.chunk(3)
+    cg = sig(x @ Uc.T + c.w_c * h + bc)
+    a = 1 + torch.tanh(x @ Ua.T + c.w_a * h + ba)
+    return (cg * h + (1 - cg) * torch.tanh(x @ Uh.T + a * h + bh),)
+
+
+def ref_nbrc(c, x, h):
+    Uc, Ua, Uh = c.weight_ih.chunk(3)
+    Wc, Wa = c.weight_hh.chunk(2)
+    bc, ba, bh = c.bias.chunk(3)
+    cg = sig(x @ Uc.T + h @ Wc.T + bc)
+    a = 1 + torch.tanh(x @ Ua.T + h @ Wa.T + ba)
+    return (cg * h + (1 - cg) * torch.tanh(x @ Uh.T + a * h + bh),)
+
+
+REF = {
+    "rnn": ref_rnn,
+    "gru": ref_gru,
+    "lstm": ref_lstm,
+    "chrono": ref_lstm,
+    "mgu": ref_mgu,
+    "brc": ref_brc,
+    "nbrc": ref_nbrc,
+}
+
+
+def run_ref(name, cell, x, state):
+    ys = []
+    for x_t in x:
+        state = REF[name](cell, x_t, state[0] if cell.state_size == 1 else state)
+        ys.append(state[0])
+    return torch.stack(ys), tuple(state)
+
+
+def make(name, fast=True, seed=0, i=I, h=H, perturb=0.3):
+    """A float64 cell, parameters moved off their init (ones, zeros) so every term counts."""
+    torch.manual_seed(seed)
+    cell = CELLS[name](i, h, fast=fast).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(perturb * torch.randn_like(p))
+    return cell
+
+
+def rand_state(cell, n=N, requires_grad=False):
+    return tuple(
+        torch.randn(n, cell.hidden_size, dtype=torch.float64, requires_grad=requires_grad)
+        for _ in range(cell.state_size)
+    )
+
+
+# -- parity --------------------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize("name", CELLS)
+def test_equations(name, fast):
+    cell = make(name, fast)
+    x = torch.randn(L, N, I, dtype=torch.float64)
+    for state in (None, rand_state(cell)):
+        y, s = cell(x, state)
+        with torch.no_grad():  # the path that stores nothing for backward
+            y_ng, _ = cell(x, state)
+        torch.testing.assert_close(y_ng, y, atol=0, rtol=0)
+        ref_y, ref_s = run_ref(
+            name,
+            cell,
+            x,
+            state or tuple(torch.zeros(N, H, dtype=torch.float64) for _ in range(cell.state_size)),
+        )
+        assert y.shape == (L, N, H) and len(s) == cell.state_size
+        torch.testing.assert_close(y, ref_y, atol=1e-6, rtol=0)
+        for a, b in zip(s, ref_s):
+            assert a.shape == (N, H)
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize(
+    "name,torch_cls", [("gru", nn.GRU), ("lstm", nn.LSTM), ("rnn", nn.RNN), ("chrono", nn.LSTM)]
+)
+def test_equals_pytorch(name, torch_cls, fast):
+    cell = make(name, fast)
+    ref = torch_cls(I, H).double()
+    with torch.no_grad():
+        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ref, p + "_l0").copy_(getattr(cell, p))
+    x = torch.randn(L, N, I, dtype=torch.float64)
+    state = rand_state(cell)
+    y, s = cell(x, state)
+    if cell.state_size == 2:
+        ref_y, ref_s = ref(x, tuple(t.unsqueeze(0) for t in state))
+    else:
+        ref_y, ref_s = ref(x, state[0].unsqueeze(0))
+        ref_s = (ref_s,)
+    torch.testing.assert_close(y, ref_y, atol=1e-10, rtol=0)
+    for a, b in zip(s, ref_s):
+        torch.testing.assert_close(a, b.squeeze(0), atol=1e-10, rtol=0)
+
+
+# -- initialisation ----------------------------------------------------------------
+def xavier_bound(w):
+    return math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
+
+
+def test_gru_init():
+    cell = GRU(6, 8)
+    for w in cell.weight_hh.detach().chunk(3):
+        torch.testing.assert_close(w @ w.T, torch.eye(8), atol=1e-5, rtol=0)
+    for w in cell.weight_ih.detach().chunk(3):
+        assert w.abs().max() <= xavier_bound(w)
+    assert not cell.bias_ih.any() and not cell.bias_hh.any()
+
+
+@pytest.mark.parametrize("t_max", [None, 3, 50, 600])
+def test_chrono_init(t_max):
+    cell = ChronoLSTM(2, 64, t_max=t_max)
+    T = 100 if t_max is None else t_max
+    b_i, b_f, b_g, b_o = cell.bias_ih.detach().chunk(4)
+    assert (b_f >= math.log(1) - 1e-6).all() and (b_f <= math.log(T - 1) + 1e-6).all()
+    assert b_f.std() > 0 or T == 2
+    torch.testing.assert_close(b_i, -b_f)
+    assert not b_g.any() and not b_o.any()
+    assert not cell.bias_hh.any()
+    assert cell.t_max == T
+    with pytest.raises(ValueError):
+        ChronoLSTM(2, 4, t_max=1)
+
+
+def test_brc_mgu_nbrc_init():
+    brc, mgu, nbrc = BRC(6, 8), MGU(6, 8), NBRC(6, 8)
+    assert (brc.w_c == 1).all() and (brc.w_a == 1).all()
+    for cell in (brc, mgu, nbrc):
+        assert not cell.bias.any()
+        blocks = list(cell.weight_ih.detach().chunk(cell.weight_ih.shape[0] // 8))
+        if hasattr(cell, "weight_hh"):
+            blocks += list(cell.weight_hh.detach().chunk(cell.weight_hh.shape[0] // 8))
+        for w in blocks:
+            assert w.abs().max() <= xavier_bound(w) and w.std() > 0.3 * xavier_bound(w)
+
+
+def test_reset_parameters_restores_init():
+    cell = BRC(3, 4)
+    with torch.no_grad():
+        cell.w_c.zero_()
+    cell.reset_parameters()
+    assert (cell.w_c == 1).all()
+
+
+# -- gradients -----------------------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize("name", CELLS)
+def test_gradcheck(name, fast):
+    cell = make(name, fast, i=3, h=3)
+    names = [n for n, _ in cell.named_parameters()]
+    params = tuple(p.detach().requires_grad_() for p in cell.parameters())
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    state = rand_state(cell, n=2, requires_grad=True)
+    lengths = torch.tensor([4, 2])
+
+    def f(x, *tensors):
+        st, ps = tensors[: cell.state_size], tensors[cell.state_size :]
+        y, s = functional_call(cell, dict(zip(names, ps)), (x, st, lengths))
+        return (y, *s)
+
+    assert torch.autograd.gradcheck(f, (x, *state, *params))
+
+
+@pytest.mark.parametrize("frozen", ["input", "recurrent"])
+@pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
+@pytest.mark.parametrize("name", CELLS)
+def test_fast_equals_plain(name, with_lengths, frozen):
+    """Outputs and all gradients, with an initial state and one weight frozen."""
+    results = []
+    for fast in (True, False):
+        cell = make(name, fast)
+        weight = cell.weight_ih if frozen == "input" else cell.recurrent_weights()[0]
+        weight.requires_grad_(False)  # partially frozen: the other gradients are unchanged
+        torch.manual_seed(1)
+        x = torch.randn(L, N, I, dtype=torch.float64, requires_grad=True)
+        state = rand_state(cell, requires_grad=True)
+        y, s = cell(x, state, torch.tensor([L, 3, 1]) if with_lengths else None)
+        loss = (y * torch.randn_like(y)).sum() + sum((t * torch.randn_like(t)).sum() for t in s)
+        wrt = [x, *state, *(p for p in cell.parameters() if p.requires_grad)]
+        results.append((y, *s, *torch.autograd.grad(loss, wrt)))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_float32_fast_equals_plain(name):
+    """In float32, the precision of the runs (and of oneDNN's LSTM kernel on CPU)."""
+    results = []
+    for fast in (True, False):
+        cell = make(name, fast).float()
+        x = torch.randn(L, N, I, generator=torch.Generator().manual_seed(4), requires_grad=True)
+        y, s = cell(x)
+        loss = y.pow(2).sum() + s[-1].sum()
+        results.append((y, *s, *torch.autograd.grad(loss, [x, *cell.parameters()])))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_long_gradient(name):
+    """Gradients over a few hundred steps: finite, and the same on both paths."""
+    grads = []
+    for fast in (True, False):
+        cell = make(name, fast, i=2, h=8, perturb=0.1)
+        x = torch.randn(300, 4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+        _, s = cell(x, lengths=torch.tensor([300, 250, 120, 7]))
+        grads.append(torch.autograd.grad(s[0].pow(2).sum(), list(cell.parameters())))
+    for a, b in zip(*grads):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_gradient_only_through_final_state(name):
+    """The warm-up loss sees final states only (no output gradient): both paths agree."""
+    grads = []
+    for fast in (True, False):
+        cell = make(name, fast)
+        x = torch.randn(L, N, I, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        _, s = cell(x)
+        grads.append(torch.autograd.grad(s[-1].pow(2).sum(), list(cell.parameters())))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+# -- lengths, state passing ------------------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize("name", CELLS)
+def test_lengths(name, fast):
+    cell = make(name, fast)
+    x = torch.randn(L, N, I, dtype=torch.float64)
+    state = rand_state(cell)
+    lengths = torch.tensor([L, 1, 4])
+    y, s = cell(x, state, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        y_i, s_i = cell(x[:n, i : i + 1], tuple(t[i : i + 1] for t in state))
+        for a, b in zip(s, s_i):
+            torch.testing.assert_close(a[i : i + 1], b, atol=1e-12, rtol=0)
+        torch.testing.assert_close(y[:n, i : i + 1], y_i, atol=1e-12, rtol=0)
+        # past its length a sample's output repeats its final state
+        torch.testing.assert_close(y[n:, i], s[0][i].expand(L - n, H), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize("name", CELLS)
+def test_state_passing(name, fast):
+    """Running a sequence in two chunks, passing the state, equals one run."""
+    cell = make(name, fast)
+    x = torch.randn(L, N, I, dtype=torch.float64)
+    y, s = cell(x)
+    y1, s1 = cell(x[:3])
+    y2, s2 = cell(x[3:], s1)
+    torch.testing.assert_close(torch.cat([y1, y2]), y, atol=1e-12, rtol=0)
+    for a, b in zip(s2, s):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_constant_input_long_horizon(name):
+    """VAA's use: a constant (expanded) input for many steps, in chunks, without gradients."""
+    torch.manual_seed(0)
+    cell = CELLS[name](3, 16)
+    u = torch.randn(1, 8, 3)
+    state = None
+    with torch.no_grad():
+        for _ in range(5):
+            y, state = cell(u.expand(400, 8, 3), state)
+        # the expanded input is projected once: same result as a materialised input
+        y_mat, s_mat = cell(u.expand(50, 8, 3).contiguous(), state)
+        y_exp, s_exp = cell(u.expand(50, 8, 3), state)
+    assert all(torch.isfinite(t).all() for t in state)
+    torch.testing.assert_close(y_exp, y_mat)
+    for a, b in zip(s_exp, s_mat):
+        torch.testing.assert_close(a, b)
+    assert y.shape == (400, 8, 16)
+
+
+def test_bad_input_shape():
+    with pytest.raises(ValueError):
+        GRU(4, 5)(torch.randn(3, 2, 5))
+    with pytest.raises(ValueError):
+        GRU(0, 5)
+
+
+# -- the config group -----------------------------------------------------------------------
+@pytest.mark.parametrize("path", YAMLS, ids=[p.stem for p in YAMLS])
+def test_yaml_instantiates(path):
+    cfg = OmegaConf.load(path)
+    extra = {"t_max": 20} if "t_max" in cfg and cfg.t_max is None else {}
+    make_cell = hydra.utils.instantiate(cfg, _partial_=True, **extra)
+    cell = make_cell(input_size=2, hidden_size=6)
+    assert type(cell).__module__ == f"src.cells.{path.stem}"
+    x = torch.randn(9, 4, 2, requires_grad=True)
+    y, s = cell(x, lengths=torch.tensor([9, 3, 5, 1]))
+    assert y.shape == (9, 4, 6) and len(s) == cell.state_size
+    assert all(t.shape == (4, 6) for t in s)
+    (y.sum() + s[0].sum()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in cell.parameters())
+    assert cell.reset_parameters() is None
+    if extra:
+        assert cell.t_max == 20
+        assert hydra.utils.instantiate(cfg, input_size=2, hidden_size=6).t_max == 100
