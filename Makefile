@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
+BENCH_ARGS ?=
 SCALE  ?= cpu
 PORT   ?= 5000
 STORE  := $(CURDIR)/outputs/mlflow.db
@@ -38,6 +39,9 @@ ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
 	  --backend-store-uri sqlite:///$(STORE) --default-artifact-root $(CURDIR)/outputs/mlartifacts \
 	  --host 127.0.0.1 --port $(PORT) --workers 1
+
+bench: $(VENV)/.installed  ## speed of every cell vs the matmul bound and the authors' code (BENCH_ARGS="--shapes small")
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU)
 	$(PY) -m src.reproduce --scale $(SCALE)

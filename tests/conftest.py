@@ -42,9 +42,10 @@ def names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m src.run ARGS`` as a user would call it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300,
+            extra_path: list[Path] = ()) -> subprocess.CompletedProcess:
+    """``python -m src.run ARGS`` as a user would call it (``extra_path``: more of PYTHONPATH)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [ROOT, *extra_path]))}
     return subprocess.run([sys.executable, "-m", "src.run", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
