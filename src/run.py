@@ -17,6 +17,7 @@ import math
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -39,6 +40,8 @@ from src.warmup import WarmupModule
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# Lightning 2.6 with torch 2.13 warns about its own use of a torch internal, on every fit.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 class RunLogger(MLFlowLogger):
@@ -148,6 +151,7 @@ def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs)
         enable_progress_bar=bool(cfg.trainer.progress),
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        log_every_n_steps=1,  # metrics go to MLflow by epoch (src/supervised.py); silences a warning
         default_root_dir=str(out_dir),
         **kwargs,
     )
