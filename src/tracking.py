@@ -16,8 +16,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-for _name in ("alembic", "mlflow"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def quiet_mlflow() -> None:
+    """MLflow sets its loggers to INFO when imported: keep the schema-migration chatter out."""
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def resolve_uri(uri: str | None, base: Path) -> str:
@@ -43,6 +47,8 @@ def prepare_store(uri: str, experiment: str) -> str:
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
+    quiet_mlflow()
 
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
