@@ -66,7 +66,8 @@ def _log_run(client, exp_id, figure, bench, cell, variant, seed, completed=True,
     from mlflow.entities import Metric, Param
 
     warm = "none" if variant == "parallel" else variant
-    tags = {"cell": cell, "benchmark": bench, "warmup": warm, "seed": str(seed), "figure": figure}
+    tags = {"cell": cell, "benchmark": bench, "warmup": warm, "seed": str(seed), "figure": figure,
+            "config_hash": f"{figure}-{bench}-{cell}-{variant}-{seed}"}
     if completed:
         tags["completed"] = "true"
     run_id = client.create_run(exp_id, run_name=f"{cell}-{variant}-{bench}-s{seed}",
@@ -99,6 +100,8 @@ def synthetic(store):
                                                         LOSS, range(3)):
         sweep = "precision_parallel" if variant == "parallel" else "precision"
         _log_run(client, exp_id, sweep, bench, cell, variant, seed)
+    # the same configuration run twice (two overlapping sweeps): counted once
+    _log_run(client, exp_id, "multistability_curves", "copy", "lstm", "full", 0)
     # an interrupted run: never counted
     _log_run(client, exp_id, "multistability_curves", "copy", "gru", "none", 0, completed=False,
              loss=100.0)
@@ -134,7 +137,8 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     assert (row["attractors at init"], row["attractors after warm-up"]) == ("1 ± 0", "1 ± 0")
     assert row["attractors final"] == "5 ± 2"
     row = rows[("copy", "lstm", "full")]
-    assert (row["test loss"], row["attractors after warm-up"]) == ("0.2 ± 0.1", "31 ± 1")
+    assert (row["seeds"], row["test loss"], row["attractors after warm-up"]) == (
+        "3", "0.2 ± 0.1", "31 ± 1")
     row = rows[("seq_digits", "lstm", "parallel")]
     assert (row["test loss"], row["test acc"], row["attractors final"]) == (
         "0.6 ± 0.2", "0.4 ± 0.2", "2 ± 0")

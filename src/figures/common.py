@@ -86,8 +86,13 @@ def load_runs(uri: str, experiment: str) -> list[Run]:
         token = page.token
         if not token:
             break
+    # One run per configuration: two jobs of the same config (e.g. a job re-run by hand or by
+    # two overlapping sweeps) would otherwise count as two seeds. The latest one is kept.
+    latest: dict[str, object] = {}
+    for r in sorted(found, key=lambda r: r.info.start_time):
+        latest[r.data.tags.get("config_hash", r.info.run_id)] = r
     runs = []
-    for r in found:
+    for r in latest.values():
         tags, params = r.data.tags, r.data.params
         if tags.get("figure") == "summary":
             continue
