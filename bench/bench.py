@@ -7,7 +7,9 @@ For each cell and shape (paper: hidden 256, 2 layers, batch 32, length 600;
 small: hidden 32, length 100) it prints milliseconds per
   train   supervised training step (forward + backward, loss at the last step, Adam step)
   warm    warm-up step at the longest stabilisation horizon (200): prefix run + VAA* + backward
-  vaa     one VAA measurement, N = 32 sequences, T = 10 000 constant-input steps
+  vaa     one VAA measurement, N = 32 sequences, T = 10 000 constant-input steps, of the
+          network as initialised (it stops early once every state has settled on a fixed
+          point: src/vaa.py; a network whose states never settle costs the full T steps)
   bound   the training step's matrix-product FLOPs (counted by torch's FlopCounterMode)
           divided by the GFLOP/s a plain matrix product of the recurrent step's shape
           reaches, measured in the same run
@@ -50,8 +52,9 @@ AUTHORS = {
 }
 
 
-def make_cell_class(name: str, length: int):
+def make_cell_class(name: str, length: int, **override):
     spec = yaml.safe_load((ROOT / "conf" / "cell" / f"{name}.yaml").read_text())
+    spec.update({k: v for k, v in override.items() if k in spec})
     module, _, cls = spec.pop("_target_").rpartition(".")
     cell_cls = getattr(__import__(module, fromlist=[cls]), cls)
     if "t_max" in spec and spec["t_max"] is None:
@@ -94,9 +97,13 @@ def bench_cell(name: str, shape: str, repeat: int, gflops: float) -> dict:
         torch.nn.functional.mse_loss(pred[-1], y).backward()
         opt.step()
 
+    # FLOPs counted on the plain autograd loop (fast=False): library kernels such as
+    # torch.lstm are opaque to the counter, and the products are the same on both paths.
+    torch.manual_seed(0)
+    plain = StackedRNN(make_cell_class(name, length, fast=False), 1, hidden, LAYERS, 1,
+                       warm_fraction=1.0)
     with FlopCounterMode(display=False) as counter:
-        opt.zero_grad()
-        pred, _ = net(x)
+        pred, _ = plain(x)
         torch.nn.functional.mse_loss(pred[-1], y).backward()
     flops = counter.get_total_flops()
 

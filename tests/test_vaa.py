@@ -101,3 +101,31 @@ def test_vaa_distances_are_exact_for_large_batches():
     # identical float32 states of norm ~1 must still count as one attractor.
     states = torch.rand(1, 64).expand(64, 64).contiguous()
     assert vaa(states).item() == pytest.approx(1 / 64)
+
+
+def test_measure_vaa_early_exit_keeps_the_result():
+    """Stopping once no state moves over a chunk gives the final states of running all T steps
+    to far below eps, and the same VAA: on an untrained and on a strongly multistable network."""
+    import pytorch_lightning as pl
+
+    from src.cells.gru import GRU
+    from src.rnn import StackedRNN
+    from src.vaa import settled_states
+
+    for warm in (0.0, 1.0):
+        pl.seed_everything(0, verbose=False)
+        net = StackedRNN(GRU, 1, 8, 2, 1, warm_fraction=warm)
+        if warm:
+            with torch.no_grad():  # a strongly self-exciting recurrence: many fixed points
+                for layer in net.layers:
+                    layer.warm.weight_hh.mul_(4)
+        x = torch.randn(30, 32, 1)
+        calls = []
+        recurrent = net.recurrent
+        net.recurrent = lambda *a, **k: calls.append(1) or recurrent(*a, **k)
+        early = settled_states(net, x, steps=3_333, group_size=32, chunk=100)
+        if not warm:  # the untrained network settles: it did stop early (35 calls otherwise)
+            assert len(calls) < 20
+        full = settled_states(net, x, steps=3_333, group_size=32, chunk=10_000)  # no early exit
+        assert (early - full).abs().max() < 1e-5
+        assert vaa(early) == vaa(full)
