@@ -31,8 +31,8 @@ run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra H
 test: $(VENV)/.installed-dev  ## the test suite (what CI runs)
 	$(PY) -m pytest
 
-test-slow: $(VENV)/.installed-dev  ## the slow tests only
-	$(PY) -m pytest -m slow
+test-slow: $(VENV)/.installed-dev  ## the tests marked slow (none at present; exit 5 = none collected is fine)
+	$(PY) -m pytest -m slow || test $$? -eq 5
 
 ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1:5000 (PORT=...)
 	mkdir -p outputs
