@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from conftest import DIGITS, MNIST, ROOT, MemoryLogger, compose_config, names, run_cli, tiny
+from conftest import DIGITS, MNIST, MemoryLogger, compose_config, names, run_cli, tiny
 
-from src.run import build, check_config, train
 from src.rnn import StackedRNN
+from src.run import build, check_config, train
 
 
 @pytest.mark.parametrize("warmup", ["none", "full", "partial"])
@@ -52,7 +52,10 @@ def _train(tmp_path, overrides):
 
 def test_both_stages_log_the_interface_metrics(tmp_path):
     result, metrics = _train(tmp_path, ["warmup=partial", *tiny()])
-    steps = lambda key: [s for s, _ in metrics[key]]  # noqa: E731
+
+    def steps(key):
+        return [s for s, _ in metrics[key]]
+
     assert steps("warmup/vaa_star") == [0, 1, 2, 3] and steps("warmup/loss") == [0, 1, 2, 3]
     assert steps("train/loss") == [1, 2] and steps("val/loss") == [1, 2]
     assert steps("vaa") == [0, 1, 2, 3] and steps("attractors") == [0, 1, 2, 3]

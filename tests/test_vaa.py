@@ -122,7 +122,7 @@ def test_measure_vaa_early_exit_keeps_the_result():
         x = torch.randn(30, 32, 1)
         calls = []
         recurrent = net.recurrent
-        net.recurrent = lambda *a, **k: calls.append(1) or recurrent(*a, **k)
+        net.recurrent = lambda *a, _c=calls, _r=recurrent, **k: _c.append(1) or _r(*a, **k)
         early = settled_states(net, x, steps=3_333, group_size=32, chunk=100)
         if not warm:  # the untrained network settles: it did stop early (35 calls otherwise)
             assert len(calls) < 20
