@@ -217,8 +217,8 @@ def main(cfg: DictConfig) -> float:
     uri = tracking.resolve_uri(cfg.mlflow.tracking_uri, Path.cwd())
     digest = tracking.config_hash(resolved)
     name = run_name(cfg)
+    client = MlflowClient(uri)  # lazy: touches no store until used
     if cfg.mlflow.skip_finished:  # reuse before building anything: resumed sweeps are quick
-        client = MlflowClient(uri)
         experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
         done = tracking.find_completed(client, experiment_id, digest)
         if done is not None:
@@ -231,13 +231,11 @@ def main(cfg: DictConfig) -> float:
     except (ValueError, FileNotFoundError, InstantiationException) as err:
         abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
 
+    # created only now, after the checks and the build: bad input leaves no experiment behind
     experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
-    client = MlflowClient(uri)
-
-    tags = {"cell": HydraConfig.get().runtime.choices.get("cell"), "benchmark":
-            HydraConfig.get().runtime.choices.get("benchmark"), "warmup":
-            HydraConfig.get().runtime.choices.get("warmup"), "seed": str(cfg.seed),
-            "git_sha": tracking.git_sha(), "config_hash": digest}
+    choices = HydraConfig.get().runtime.choices
+    tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
+    tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest)
     if cfg.figure:
         tags["figure"] = str(cfg.figure)
     run = client.create_run(experiment_id, run_name=name, tags=tags)

@@ -17,7 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def quiet_mlflow() -> None:
     """MLflow sets its loggers to INFO when imported: keep the schema-migration chatter out."""
     for name in ("alembic", "mlflow"):
