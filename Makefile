@@ -4,12 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 BENCH_ARGS ?=
+TABLE_ARGS ?=
 SCALE  ?= cpu
 PORT   ?= 5000
 STORE  := $(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-slow ui bench reproduce reproduce-smoke lint clean
+.PHONY: help run test test-slow ui bench warmup-table reproduce reproduce-smoke lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,6 +43,9 @@ ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1
 
 bench: $(VENV)/.installed  ## speed of every cell vs the matmul bound and the authors' code (BENCH_ARGS="--shapes small")
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+warmup-table: $(VENV)/.installed  ## how often warm-up leaves true attractors: every cell x {full, partial} x {paper, robust}, 10 seeds x {1, 2} threads (about 2 h; resumable)
+	$(PY) bench/warmup_table.py $(TABLE_ARGS)
 
 reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU)
 	$(PY) -m src.reproduce --scale $(SCALE)

@@ -34,8 +34,8 @@ from pytorch_lightning.loggers import MLFlowLogger
 from src import tracking
 from src.rnn import StackedRNN
 from src.supervised import SupervisedModule
-from src.vaa import measure_vaa
-from src.warmup import WarmupModule
+from src.vaa import measure_vaa, vaa_metrics
+from src.warmup import METHODS, WarmupModule
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -78,6 +78,9 @@ def check_config(cfg: DictConfig) -> None:
         ("warmup.lr", cfg.warmup.lr > 0, "must be > 0"),
         ("warmup.vaa_target", 0 < cfg.warmup.vaa_target <= 1, "must be in (0, 1]"),
         ("warmup.max_horizon", cfg.warmup.max_horizon >= 1, "must be >= 1"),
+        ("warmup.method", cfg.warmup.method in METHODS, f"must be one of {', '.join(METHODS)}"),
+        ("warmup.select_every", cfg.warmup.select_every >= 1, "must be >= 1"),
+        ("warmup.select_steps", cfg.warmup.select_steps >= 1, "must be >= 1"),
         ("net.hidden_size", cfg.net.hidden_size >= 1, "must be >= 1"),
         ("net.num_layers", cfg.net.num_layers >= 1, "must be >= 1"),
         ("trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1"),
@@ -130,11 +133,39 @@ def build(cfg: DictConfig):
     return dm, net, vaa_inputs
 
 
+#: Groups (each its own constant input u) the robust warm-up selects on: one u is noisy.
+SELECT_GROUPS = 3
+
+
+def selection_inputs(dm, cfg: DictConfig):
+    """The robust warm-up's held-out inputs: ``SELECT_GROUPS`` groups of ``vaa.group_size``
+    training sequences after the ones VAA is measured on (fewer groups, and the last sequences,
+    when the training set is too small)."""
+    size, skip = cfg.vaa.group_size, cfg.vaa.groups * cfg.vaa.group_size
+    groups = max(1, min(SELECT_GROUPS, (dm.n_train - skip) // size))
+    n = groups * size
+    available = dm.train_inputs(min(dm.n_train, skip + n))
+    return available[:, -n:]
+
+
+def make_warmup(cfg: DictConfig, dm, net: StackedRNN) -> WarmupModule:
+    """Stage 1 as configured (``warmup.*``)."""
+    w = cfg.warmup
+    return WarmupModule(
+        net, lr=w.lr, vaa_target=w.vaa_target, max_horizon=w.max_horizon,
+        horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method, steps=w.steps,
+        select_every=w.select_every, select_steps=w.select_steps,
+        select_inputs=selection_inputs(dm, cfg) if w.method == "robust" else None,
+        select_group_size=cfg.vaa.group_size, select_seed=cfg.seed + 1)
+
+
 def run_name(cfg: DictConfig) -> str:
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     warm = choices.get("warmup", f"f{cfg.warmup.fraction}")
     if cfg.net.parallel:
         warm += "-par"
+    if cfg.warmup.method != "paper" and cfg.warmup.fraction > 0:
+        warm += f"-{cfg.warmup.method}"
     return f"{choices.get('cell', 'cell')}-{warm}-{choices.get('benchmark', 'bench')}-s{cfg.seed}"
 
 
@@ -161,25 +192,25 @@ def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Pat
     vaa_kwargs = dict(steps=cfg.vaa.steps, group_size=cfg.vaa.group_size, eps=cfg.vaa.eps,
                       seed=cfg.seed)
 
-    def log_vaa(step: int) -> tuple[float, float]:
-        v, n = measure_vaa(net, vaa_inputs, **vaa_kwargs)
-        logger.log_metrics({"vaa": v, "attractors": n}, step=step)
-        return v, n
+    def log_vaa(step: int):
+        m = measure_vaa(net, vaa_inputs, **vaa_kwargs)
+        logger.log_metrics(vaa_metrics(m), step=step)
+        return m
 
-    result = {"vaa/init": log_vaa(0)[0]}
+    initial = log_vaa(0)
+    result = {"vaa/init": initial.vaa, "settled/init": initial.settled}
 
     # Stage 1: warm-up (skipped for warmup=none and for the parallel ablation)
     if net.warms_up and cfg.warmup.steps > 0:
-        warm = WarmupModule(net, lr=cfg.warmup.lr, vaa_target=cfg.warmup.vaa_target,
-                            max_horizon=cfg.warmup.max_horizon,
-                            horizon_growth=cfg.warmup.horizon_growth, eps=cfg.vaa.eps)
+        warm = make_warmup(cfg, dm, net)
         batches = dm.train_dataloader()
         epochs = math.ceil(cfg.warmup.steps / len(batches))  # passes over the inputs needed
         make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=epochs,
                      limit_val_batches=0, enable_checkpointing=False
                      ).fit(warm, train_dataloaders=batches)
         net.cpu()
-    result["vaa/warmup"] = log_vaa(1)[0]
+    warmed = log_vaa(1)
+    result.update({"vaa/warmup": warmed.vaa, "settled/warmup": warmed.settled})
 
     # Stage 2: supervised training, keeping the best validation weights, then test
     sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr,
@@ -196,6 +227,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Pat
     result.update(sup.test_metrics)
     if sup.history and "vaa" in sup.history[-1]:
         result["vaa/final"] = sup.history[-1]["vaa"]
+        result["settled/final"] = sup.history[-1]["settled"]
     result["best_checkpoint"] = best.best_model_path
     return result
 
@@ -235,7 +267,8 @@ def main(cfg: DictConfig) -> float:
     experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
     choices = HydraConfig.get().runtime.choices
     tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
-    tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest)
+    tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
+                method=str(cfg.warmup.method))
     if cfg.figure:
         tags["figure"] = str(cfg.figure)
     run = client.create_run(experiment_id, run_name=name, tags=tags)
@@ -267,13 +300,16 @@ def _param(key: str, value):
 
 
 def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
-    vaa = " -> ".join(f"{result[k]:.3f}" for k in ("vaa/init", "vaa/warmup", "vaa/final") if k in result)
+    stages = [s for s in ("init", "warmup", "final") if f"vaa/{s}" in result]
+    vaa = " -> ".join(f"{result[f'vaa/{s}']:.3f}" for s in stages)
+    settled = " -> ".join(f"{result[f'settled/{s}']:.0%}" for s in stages)
     n = cfg.vaa.group_size
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test/"))
     print(
         f"\n== {name} done in {seconds:.0f} s\n"
         f"   {metrics}\n"
         f"   vaa (init -> warm-up -> final) {vaa}   (1/{n} = one attractor, 1 = {n} attractors)\n"
+        f"   settled                         {settled}   (share of the final states on a fixed point)\n"
         f"   mlflow run {run_id} in experiment '{cfg.mlflow.experiment}' at {uri}\n"
         f"   browse: make ui      outputs: {out_dir}"
     )

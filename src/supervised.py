@@ -6,7 +6,7 @@ Metrics are logged to the run's logger with the epoch as step:
 
 * ``train/loss`` (mean over the epoch's batches) and ``val/loss`` every epoch
   (epoch e, 1-based, at step e);
-* ``vaa`` and ``attractors`` after every epoch, at step 1 + e (step 0 is the
+* ``vaa``, ``attractors``, ``settled`` and ``fixed_points`` after every epoch, at step 1 + e (step 0 is the
   network at initialisation and step 1 the network after warm-up; both are
   logged by ``src/run.py``);
 * ``test/loss`` (and ``test/acc``), averaged per sample over the whole test
@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.vaa import measure_vaa
+from src.vaa import measure_vaa, vaa_metrics
 
 
 class SupervisedModule(pl.LightningModule):
@@ -102,11 +102,11 @@ class SupervisedModule(pl.LightningModule):
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=epoch)
         if self.vaa_inputs is not None:
-            v, n = measure_vaa(self.net, self.vaa_inputs.to(self.device), **self.vaa_kwargs)
-            metrics.update(vaa=v, attractors=n)
+            m = vaa_metrics(measure_vaa(self.net, self.vaa_inputs.to(self.device), **self.vaa_kwargs))
+            metrics.update(m)
             if self.logger is not None:
-                self.logger.log_metrics({"vaa": v, "attractors": n}, step=1 + epoch)
-            self.log("vaa", v, prog_bar=True, logger=False)
+                self.logger.log_metrics(m, step=1 + epoch)
+            self.log("vaa", m["vaa"], prog_bar=True, logger=False)
         self.history.append({"epoch": epoch, **metrics})
 
     def test_step(self, batch, batch_idx):

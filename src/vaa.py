@@ -22,12 +22,19 @@ interface of ``src/rnn.py``) to produce the states they score.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
 EPS = 1e-4
 #: Largest change of any state over one chunk of constant input that counts as settled.
 SETTLED = 1e-7
+#: Largest relative change over one step of a state counted as a fixed point.
+STEP_TOL = 1e-6
+#: Steps looked ahead, and the largest relative change over them, of a fixed point.
+SETTLE_WINDOW = 200
+WINDOW_TOL = 1e-5
 
 
 def vaa(states: Tensor, eps: float = EPS) -> Tensor:
@@ -79,6 +86,62 @@ def sample_prefix_states(net, inputs: Tensor, lengths: Tensor):
     return states
 
 
+class Multistability(NamedTuple):
+    """One VAA measurement (averaged over groups).
+
+    * ``vaa``: METHOD.md's VAA, every final state counted, moving or not;
+    * ``attractors``: ``group_size * vaa``, the number of distinct final states reached;
+    * ``settled``: the share of final states that sit on a fixed point (:func:`is_settled`);
+      states that still move (a cycle, chaos, or a transient slower than ``steps``) are
+      not attractors in the strict sense, even when VAA counts them as distinct;
+    * ``fixed_points``: the number of distinct fixed points among the settled states
+      (what ``attractors`` would be if moving states were not counted).
+    """
+
+    vaa: float
+    attractors: float
+    settled: float
+    fixed_points: float
+
+
+def is_settled(state: Tensor, next_state: Tensor, later_state: Tensor) -> Tensor:
+    """Per sample, whether a state ``(N, D)`` sits on a fixed point of the constant-input map,
+    given the state one step and ``SETTLE_WINDOW`` steps later.
+
+    Two conditions, both relative to the state's size (``|x| / (1 + |s|)``, so an LSTM
+    cell state of 100 is held to its float32 resolution, not to an absolute bound):
+
+    * one step moves it by at most ``STEP_TOL`` (1e-6): no cycle, no chaos;
+    * ``SETTLE_WINDOW`` (200) steps move it by at most ``WINDOW_TOL`` (1e-5 = eps / 10): no
+      slow drift that a single step would hide (a drift of 1e-5 per step, which would take
+      a million steps to merge two states 10 apart, is caught).
+    """
+    scale = 1.0 + state.abs()
+    step = ((next_state - state).abs() / scale).amax(dim=1)
+    drift = ((later_state - state).abs() / scale).amax(dim=1)
+    return (step <= STEP_TOL) & (drift <= WINDOW_TOL)
+
+
+def score(final: Tensor, settled: Tensor, group_size: int, eps: float = EPS) -> Multistability:
+    """:class:`Multistability` of final states ``(G * group_size, D)`` and their settled mask."""
+    groups = final.shape[0] // group_size
+    final = final.reshape(groups, group_size, -1)
+    settled = settled.reshape(groups, group_size)
+    values, fixed = [], []
+    for g in range(groups):
+        values.append(float(vaa(final[g], eps)))
+        on_fixed = final[g][settled[g]]
+        fixed.append(float(vaa(on_fixed, eps)) * on_fixed.shape[0] if on_fixed.shape[0] else 0.0)
+    v = sum(values) / groups
+    return Multistability(v, v * group_size, float(settled.float().mean()), sum(fixed) / groups)
+
+
+def vaa_metrics(m: Multistability) -> dict[str, float]:
+    """The MLflow metrics of one measurement (INTERFACE.md): ``vaa``, ``attractors``,
+    ``settled`` and ``fixed_points``."""
+    return m._asdict()
+
+
 @torch.no_grad()
 def measure_vaa(
     net,
@@ -88,35 +151,32 @@ def measure_vaa(
     eps: float = EPS,
     seed: int = 0,
     chunk: int = 500,
-) -> tuple[float, float]:
-    """VAA and attractor count of ``net``, averaged over groups of ``group_size`` sequences.
+) -> Multistability:
+    """VAA, attractor count and settled share of ``net``, averaged over groups of ``group_size``.
 
     ``inputs`` ``(L, G * group_size, I)`` holds G groups; each group gets its own
     prefix lengths and its own constant input u, and all groups run side by side
-    in one batch (:func:`settled_states`). Returns ``(vaa, attractors)`` with
-    attractors = group_size * vaa, both averaged over groups. A fixed ``seed`` makes
-    repeated measurements of the same network identical and leaves the global
-    random state untouched.
+    in one batch (:func:`settled_states`). Returns a :class:`Multistability`
+    ``(vaa, attractors, settled, fixed_points)``; ``vaa, attractors = result[:2]`` is the
+    measure of METHOD.md. A fixed ``seed`` makes repeated measurements of the same network
+    identical and leaves the global random state untouched.
     """
     total = inputs.shape[1]
     if total % group_size:
         raise ValueError(f"measure_vaa: {total} sequences is not a multiple of group_size={group_size}")
-    groups = total // group_size
-    final = settled_states(net, inputs, steps, group_size, seed, chunk)
-    final = final.reshape(groups, group_size, -1)
-    values = torch.stack([vaa(final[g], eps) for g in range(groups)])
-    v = float(values.mean())
-    return v, v * group_size
+    final, settled = settled_states(net, inputs, steps, group_size, seed, chunk)
+    return score(final, settled, group_size, eps)
 
 
 @torch.no_grad()
 def settled_states(net, inputs: Tensor, steps: int, group_size: int, seed: int = 0,
-                   chunk: int = 500) -> Tensor:
+                   chunk: int = 500) -> tuple[Tensor, Tensor]:
     """Steps 2-3 of VAA: prefix states, then ``steps`` steps of one constant input per group.
 
-    Returns the flattened final states ``(G * group_size, D)``. The constant-input run is
-    done in chunks of ``chunk`` steps so that memory stays flat whatever ``steps`` is; once
-    no state moves by more than ``SETTLED`` over a chunk, the rest is skipped (see the loop).
+    Returns the flattened final states ``(G * group_size, D)`` and, per sample, whether it
+    has settled on a fixed point (:func:`is_settled`). The constant-input run is done in
+    chunks of ``chunk`` steps so that memory stays flat whatever ``steps`` is; once no state
+    moves by more than ``SETTLED`` over a chunk, the rest is skipped (see the loop).
     """
     L, total, input_size = inputs.shape
     groups = total // group_size
@@ -128,19 +188,24 @@ def settled_states(net, inputs: Tensor, steps: int, group_size: int, seed: int =
     was_training = net.training
     net.eval()
     states = sample_prefix_states(net, inputs, lengths)
-    done, previous = 0, None
+    done = 0
+    current = start = flat_state(states)
     while done < steps:
+        start = current
         n = min(chunk, steps - done)
         _, states = net.recurrent(u.expand(n, total, input_size), states)
         done += n
         current = flat_state(states)
-        if previous is not None and (current - previous).abs().max() <= SETTLED:
+        if done < steps and (current - start).abs().max() <= SETTLED:
             # Early exit: no state moved more than SETTLED (1e-7, a few float32 rounding
             # steps) over the last chunk: every sample sits on a fixed point. Even a drift
             # at that bound over all the remaining chunks (at most T / chunk = 20 by default)
             # would move a state by 2e-6, 2% of eps, so the count of attractors stands.
             # Cycles and chaos never stop early.
             break
-        previous = current
+    # a short look further tells fixed points from cycles, chaos and slow drift; the steps
+    # are not counted in ``steps``, and the states returned are those after ``steps``
+    _, after_one = net.recurrent(u, states)
+    _, after_window = net.recurrent(u.expand(SETTLE_WINDOW - 1, total, input_size), after_one)
     net.train(was_training)
-    return flat_state(states)
+    return current, is_settled(current, flat_state(after_one), flat_state(after_window))

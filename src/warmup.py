@@ -1,6 +1,9 @@
 """Stage 1: warm-up, a LightningModule (METHOD.md, "Warm-up stage").
 
-Each step, per layer l with a warmed sub-cell:
+Two methods, chosen by ``warmup.method``:
+
+``paper`` -- the published algorithm, exactly as METHOD.md gives it. Each step,
+per layer l with a warmed sub-cell:
 
 1. draw prefix lengths c_i in 1..L and run the whole stack on the prefixes of a
    batch of training inputs (targets unused), in one pass: each layer's state;
@@ -14,6 +17,23 @@ warmed sub-cells' parameters only. Gradients flow through the prefix runs,
 but every other parameter (plain sub-cells, read-out) is frozen for the
 stage, so unlike the authors' code no gradient reaches the plain halves of
 lower layers through the prefixes.
+
+``robust`` -- the same objective, with three changes aimed at the failure modes
+measured on the paper's algorithm (README, "Warm-up that holds"):
+
+* **selection**: every ``select_every`` steps, and before the first, the hard VAA
+  of the whole network is measured at T = ``select_steps`` (10 000, the measure's
+  own T) on held-out training inputs (three groups, each with its own constant input,
+  averaged: one input is a noisy judge); the stage
+  ends on the best network seen, scored by ``vaa * (1 + settled) / 2`` (states
+  on a fixed point count fully, moving ones half). The untouched network is a
+  candidate, so warm-up never leaves fewer attractors than it found *on the
+  selection inputs*;
+* **no zero-gradient steps**: when every pair of a layer's final states is within
+  eps, VAA* is exactly 1/N and its gradient exactly zero; the step is redrawn with
+  a horizon eight times shorter (at most three times);
+* **learning-rate decay**: cosine from ``lr`` to 0 over the steps, so that the last
+  steps refine rather than jump (the optimisation is chaotic at lr 1e-2).
 """
 
 from __future__ import annotations
@@ -23,7 +43,14 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from src.vaa import EPS, flat_state, prefix_lengths, sample_prefix_states, vaa_star
+from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_states, vaa_star
+
+METHODS = ("paper", "robust")
+
+
+def selection_score(vaa: float, settled: float) -> float:
+    """What the robust method maximises: VAA, with moving states counted half."""
+    return vaa * (1.0 + settled) / 2.0
 
 
 class WarmupModule(pl.LightningModule):
@@ -35,17 +62,41 @@ class WarmupModule(pl.LightningModule):
         max_horizon: int = 200,
         horizon_growth: int = 10,
         eps: float = EPS,
+        method: str = "paper",
+        steps: int = 100,
+        select_every: int = 10,
+        select_steps: int = 10_000,
+        select_inputs: torch.Tensor | None = None,
+        select_group_size: int | None = None,
+        select_seed: int = 0,
     ):
         super().__init__()
         if not net.warms_up:
             raise ValueError("WarmupModule: the network has no warmed sub-cells (warmup.fraction=0)")
+        if method not in METHODS:
+            raise ValueError(f"warmup.method={method!r} is not one of {', '.join(METHODS)}")
+        if method == "robust" and select_inputs is None:
+            raise ValueError("warmup.method=robust needs held-out select_inputs to select on")
         self.net = net
         self.lr = lr
         self.vaa_target = vaa_target
         self.max_horizon = max_horizon
         self.horizon_growth = horizon_growth
         self.eps = eps
+        self.method = method
+        self.steps = steps
+        self.select_every = select_every
+        self.select_steps = select_steps
+        self.select_inputs = select_inputs
+        self.select_seed = select_seed
+        self.select_group_size = select_group_size
+        self.best: tuple[float, int, dict] | None = None  # (score, step, warm weights)
+        self.selections: list[tuple[int, float, float]] = []  # (step, vaa, settled)
         self._frozen: list[torch.nn.Parameter] = []
+
+    @property
+    def robust(self) -> bool:
+        return self.method == "robust"
 
     def horizon_bound(self, step: int) -> int:
         """Upper bound of the stabilisation length at (0-based) step k: min(1 + 10k, 200)."""
@@ -57,15 +108,53 @@ class WarmupModule(pl.LightningModule):
         self._frozen = [p for p in self.net.parameters() if id(p) not in warm and p.requires_grad]
         for p in self._frozen:
             p.requires_grad_(False)
+        if self.robust:
+            self.select(0)
 
     def on_fit_end(self) -> None:
         for p in self._frozen:
             p.requires_grad_(True)
         self._frozen = []
+        if self.robust and self.best is not None:
+            score, step, weights = self.best
+            cells = self.net.warm_cells()
+            for cell, state in zip(cells, weights):
+                cell.load_state_dict(state)
+            if self.logger is not None:
+                self.logger.log_metrics({"warmup/selected_step": step}, step=self.global_step)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.net.warm_parameters(), lr=self.lr)
+        opt = torch.optim.Adam(self.net.warm_parameters(), lr=self.lr)
+        if not self.robust:
+            return opt
+        total = max(1, self.steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    # ------------------------------------------------------------- selection
+    def select(self, step: int) -> None:
+        """Measure the whole network's hard VAA on the held-out inputs; keep the best."""
+        inputs = self.select_inputs.to(self.device)
+        m = measure_vaa(self.net, inputs, steps=self.select_steps,
+                        group_size=self.select_group_size or inputs.shape[1], eps=self.eps,
+                        seed=self.select_seed)
+        self.selections.append((step, m.vaa, m.settled))
+        score = selection_score(m.vaa, m.settled)
+        if self.logger is not None:
+            self.logger.log_metrics({"warmup/select_vaa": m.vaa, "warmup/select_settled": m.settled},
+                                    step=step)
+        if self.best is None or score > self.best[0]:
+            weights = [{k: v.detach().clone() for k, v in cell.state_dict().items()}
+                       for cell in self.net.warm_cells()]
+            self.best = (score, step, weights)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        step = self.global_step  # steps done so far
+        if self.robust and (step % self.select_every == 0 or step == self.steps):
+            self.select(step)
+
+    # ---------------------------------------------------------------- the loss
     def vaa_star_per_layer(self, x: torch.Tensor, horizon: int) -> torch.Tensor:
         """VAA* of each layer's warmed sub-cell, ``(num_layers,)``, differentiable."""
         seq_len, n, _ = x.shape
@@ -84,6 +173,14 @@ class WarmupModule(pl.LightningModule):
         k = self.global_step
         horizon = int(torch.randint(1, self.horizon_bound(k) + 1, (1,)))
         values = self.vaa_star_per_layer(x, horizon)
+        if self.robust:
+            # VAA* == 1/N exactly: all final states within eps, zero gradient; shorten
+            floor = 1.0 / x.shape[1] + 1e-6
+            for _ in range(3):
+                if horizon == 1 or bool((values > floor).all()):
+                    break
+                horizon = max(1, horizon // 8)
+                values = self.vaa_star_per_layer(x, horizon)
         loss = ((values - self.vaa_target) ** 2).mean()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(

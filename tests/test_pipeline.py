@@ -58,9 +58,12 @@ def test_both_stages_log_the_interface_metrics(tmp_path):
 
     assert steps("warmup/vaa_star") == [0, 1, 2, 3] and steps("warmup/loss") == [0, 1, 2, 3]
     assert steps("train/loss") == [1, 2] and steps("val/loss") == [1, 2]
-    assert steps("vaa") == [0, 1, 2, 3] and steps("attractors") == [0, 1, 2, 3]
-    for (_, v), (_, n) in zip(metrics["vaa"], metrics["attractors"]):
+    for key in ("vaa", "attractors", "settled", "fixed_points"):
+        assert steps(key) == [0, 1, 2, 3], key
+    for (_, v), (_, n), (_, s), (_, f) in zip(*(metrics[k] for k in (
+            "vaa", "attractors", "settled", "fixed_points"))):
         assert 1 / 16 - 1e-6 <= v <= 1 and n == pytest.approx(16 * v)
+        assert 0 <= s <= 1 and 0 <= f <= n + 1e-6
     assert math.isfinite(result["test/loss"]) and "test/acc" not in result
     assert (tmp_path / "checkpoints" / "best.ckpt").exists()
 

@@ -79,10 +79,56 @@ def test_measure_vaa_counts_the_attractors_reached():
     x = torch.randn(20, 64, 1, generator=torch.Generator().manual_seed(0))
     x[0, ::2] = 1.0
     x[0, 1::2] = -1.0
-    v, n = measure_vaa(_Attractors(bistable=True), x, steps=50, group_size=32)
-    assert n == pytest.approx(2.0) and v == pytest.approx(2 / 32)
-    v, n = measure_vaa(_Attractors(bistable=False), x, steps=50, group_size=32)
-    assert n == pytest.approx(1.0)
+    m = measure_vaa(_Attractors(bistable=True), x, steps=50, group_size=32)
+    assert m.attractors == pytest.approx(2.0) and m.vaa == pytest.approx(2 / 32)
+    assert m.settled == 1.0 and m.fixed_points == pytest.approx(2.0)
+    m = measure_vaa(_Attractors(bistable=False), x, steps=50, group_size=32)
+    assert m.attractors == pytest.approx(1.0) and m.settled == 1.0
+
+
+class _Rotation(torch.nn.Module):
+    """A toy 'network' whose prefix states keep rotating (a cycle, never a fixed point) when
+    ``period`` > 1, or slowly drift (a transient far slower than T) when ``drift`` is set."""
+
+    def __init__(self, period: int = 0, drift: float = 0.0):
+        super().__init__()
+        self.period, self.drift = period, drift
+
+    def recurrent(self, x, states=None, lengths=None):
+        if states is None:  # distinct prefix states on the unit circle
+            a = x[0, :, :1] * 3.0
+            return x, [(torch.cat([a.cos(), a.sin()], dim=1),)]
+        s = states[0][0]
+        for _ in range(x.shape[0]):
+            if self.period:
+                t = 2 * torch.pi / self.period
+                c, si = torch.cos(torch.tensor(t)), torch.sin(torch.tensor(t))
+                s = torch.stack([c * s[:, 0] - si * s[:, 1], si * s[:, 0] + c * s[:, 1]], dim=1)
+            else:
+                s = s * (1.0 - self.drift)
+        return x, [(s,)]
+
+
+def test_states_that_cycle_or_drift_are_counted_but_not_settled():
+    """VAA counts every distinct final state; ``settled`` and ``fixed_points`` keep only the
+    states that sit on a fixed point: a cycle (period 3) and a drift of 1e-5 per step (far too
+    slow to merge within T, so VAA calls them distinct) are not attractors."""
+    x = torch.randn(10, 32, 1, generator=torch.Generator().manual_seed(1))
+    for moving in (_Rotation(period=3), _Rotation(drift=1e-5)):
+        m = measure_vaa(moving, x, steps=300, group_size=32, chunk=100)
+        assert m.vaa > 0.9, "distinct states are distinct whatever they do"
+        assert m.settled == 0.0 and m.fixed_points == 0.0
+    still = measure_vaa(_Rotation(drift=0.0), x, steps=300, group_size=32, chunk=100)
+    assert still.settled == 1.0 and still.fixed_points == pytest.approx(still.attractors)
+
+
+def test_settled_is_relative_to_the_state_size():
+    """An LSTM cell state of 100 moving in its last float32 bit is on a fixed point."""
+    from src.vaa import is_settled
+
+    big = torch.full((2, 3), 100.0)
+    jitter = big + torch.tensor([[7.6e-6, 0, 0], [1e-2, 0, 0]])
+    assert is_settled(big, jitter, big).tolist() == [True, False]
 
 
 def test_measure_vaa_is_repeatable_and_leaves_global_rng_alone():
@@ -123,9 +169,12 @@ def test_measure_vaa_early_exit_keeps_the_result():
         calls = []
         recurrent = net.recurrent
         net.recurrent = lambda *a, _c=calls, _r=recurrent, **k: _c.append(1) or _r(*a, **k)
-        early = settled_states(net, x, steps=3_333, group_size=32, chunk=100)
+        early, early_settled = settled_states(net, x, steps=3_333, group_size=32, chunk=100)
         if not warm:  # the untrained network settles: it did stop early (35 calls otherwise)
             assert len(calls) < 20
-        full = settled_states(net, x, steps=3_333, group_size=32, chunk=10_000)  # no early exit
-        assert (early - full).abs().max() < 1e-5
+        full, full_settled = settled_states(net, x, steps=3_333, group_size=32, chunk=10_000)
+        assert (early - full).abs().max() < 1e-5  # ``full``: no early exit
+        assert torch.equal(early_settled, full_settled)
+        if not warm:
+            assert early_settled.all()
         assert vaa(early) == vaa(full)

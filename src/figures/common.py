@@ -23,12 +23,14 @@ import matplotlib.pyplot as plt
 from src import tracking
 
 #: Metrics whose whole history (one value per step) the figures read.
-HISTORIES = ("vaa", "attractors", "train/loss", "val/loss")
+HISTORIES = ("vaa", "attractors", "settled", "fixed_points", "train/loss", "val/loss")
 CELLS = ("gru", "lstm", "chrono", "mgu", "brc", "nbrc", "rnn")
-VARIANTS = ("none", "full", "partial", "parallel")
+VARIANTS = ("none", "full", "partial", "parallel", "full-robust", "partial-robust")
 LABELS = {"none": "no warm-up", "full": "full warm-up", "partial": "partial warm-up",
-          "parallel": "parallel, no warm-up"}
-COLORS = {"none": "#7f7f7f", "full": "#d62728", "partial": "#1f77b4", "parallel": "#9467bd"}
+          "parallel": "parallel, no warm-up", "full-robust": "full warm-up (robust)",
+          "partial-robust": "partial warm-up (robust)"}
+COLORS = {"none": "#7f7f7f", "full": "#d62728", "partial": "#1f77b4", "parallel": "#9467bd",
+          "full-robust": "#ff9896", "partial-robust": "#aec7e8"}
 #: The ``vaa``/``attractors`` steps: 0 at initialisation, 1 after warm-up, 1 + e after epoch e.
 INIT, AFTER_WARMUP = 0, 1
 
@@ -67,7 +69,10 @@ class Run:
 
 def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     warm = tags.get("warmup", "")
-    return "parallel" if warm == "none" and params.get("net.parallel") == "True" else warm
+    if warm == "none" and params.get("net.parallel") == "True":
+        return "parallel"
+    robust = warm != "none" and params.get("warmup.method") == "robust"
+    return f"{warm}-robust" if robust else warm
 
 
 def load_runs(uri: str, experiment: str) -> list[Run]:

@@ -1,5 +1,7 @@
 """Figure 1 (claims 1, 2): reachable multistability per cell, at initialisation and after
-warm-up: VAA and the attractor count (N * VAA), mean ± std over seeds, seeds as dots.
+warm-up: VAA, the attractor count (N * VAA) and the share of final states that settled on a
+fixed point (states that still move are counted by VAA but are not attractors), mean ± std
+over seeds, seeds as dots. Runs logged before ``settled`` existed leave that panel empty.
 
 "initialisation" is step 0 of the runs without warm-up (the cells as usually initialised);
 "after full / partial warm-up" is step 1 of the warmed runs. Sweep: multistability_curves.
@@ -34,17 +36,22 @@ def make(runs, out):
     cells = order({r.cell for r in runs}, CELLS)
     variants = order({r.variant for r in runs}, tuple(BARS))
     n = max(r.group_size for r in runs)
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(cells) + 3), 3.8))
-    for ax, key in zip(axes, ("vaa", "attractors")):
+    fig, axes = plt.subplots(1, 3, figsize=(max(11, 2.2 * len(cells) + 4), 3.8))
+    ylabels = {"vaa": "VAA", "attractors": f"attractors reached (of N = {n})",
+               "settled": "share of states on a fixed point"}
+    for ax, key in zip(axes, ylabels):
         values = {}
         for r in runs:
-            values.setdefault((r.cell, r.variant), []).append(r.at(key, BARS[r.variant]))
+            v = r.at(key, BARS[r.variant])
+            if v is not None:
+                values.setdefault((r.cell, r.variant), []).append(v)
         grouped_bars(ax, cells, variants, values)
-        one = 1 / n if key == "vaa" else 1
-        ax.axhline(one, ls="--", lw=0.8, color="k")
-        ax.set_ylabel("VAA" if key == "vaa" else f"attractors reached (of N = {n})")
+        if key != "settled":
+            ax.axhline(1 / n if key == "vaa" else 1, ls="--", lw=0.8, color="k")
+        ax.set_ylabel(ylabels[key])
     axes[0].set_title("VAA (dashed: 1/N, one attractor)")
     axes[1].set_title("attractor count")
+    axes[2].set_title("settled (1: every state on a fixed point)")
     handles, labels = axes[0].get_legend_handles_labels()
     labels = [{"no warm-up": "initialisation"}.get(lab, f"after {lab}") for lab in labels]
     axes[1].legend(handles, labels, fontsize=8)

@@ -14,7 +14,8 @@ from src.figures.common import AFTER_WARMUP, CELLS, INIT, VARIANTS, cli, fmt, gr
 from src.figures.vaa_vs_test import correlations
 
 COLUMNS = ("benchmark", "cell", "warm-up", "seeds", "test loss", "test acc",
-           "attractors at init", "attractors after warm-up", "attractors final")
+           "attractors at init", "attractors after warm-up", "settled after warm-up",
+           "attractors final")
 
 
 def rows(runs) -> list[list[str]]:
@@ -29,6 +30,7 @@ def rows(runs) -> list[list[str]]:
                       fmt([r.metrics.get("test/acc") for r in sel]),
                       fmt([r.at("attractors", INIT) for r in sel]),
                       fmt([r.at("attractors", AFTER_WARMUP) for r in sel]),
+                      fmt([r.at("settled", AFTER_WARMUP) for r in sel]),
                       fmt([r.last("attractors") for r in sel])])
     return table
 
@@ -41,7 +43,9 @@ def make(runs, out: Path, title: str = "") -> list[Path]:
               "over seeds (sample std; a single value when one seed). Test acc: classification "
               f"only. Attractors: distinct attractors reached by N = {n} sequences (N x VAA; 1 = "
               "monostable) at initialisation, after warm-up (= at initialisation without "
-              "warm-up) and after the last epoch. Warm-up `parallel`: the warmed/plain "
+              "warm-up) and after the last epoch; settled: the share of those final states "
+              "that sit on a fixed point (the rest still move: cycles, chaos or drift, "
+              "counted by VAA but not attractors). Warm-up `parallel`: the warmed/plain "
               "structure, nothing warmed (the ablation).")
     lines = [f"# Summary{': ' + title if title else ''}", "", legend, "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
