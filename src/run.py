@@ -70,8 +70,28 @@ class PrepareTracking(Callback):
 
 
 # --------------------------------------------------------------------- checks
+#: The numeric keys and their kinds, checked before the ranges: a string from the command
+#: line (`net.hidden_size=abc`) gets one line, not a TypeError from a comparison.
+INTEGERS = ("warmup.steps", "warmup.max_horizon", "warmup.horizon_growth", "warmup.select_every",
+            "warmup.select_steps", "net.hidden_size", "net.num_layers", "trainer.max_epochs",
+            "trainer.batch_size", "vaa.steps", "vaa.groups", "vaa.group_size", "seed")
+NUMBERS = ("warmup.fraction", "warmup.lr", "warmup.vaa_target", "trainer.lr", "vaa.eps")
+
+
+def check_types(cfg: DictConfig) -> None:
+    for keys, kind, name in ((INTEGERS, (int,), "an integer"), (NUMBERS, (int, float), "a number")):
+        for key in keys:
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(f"{key}={value!r} must be {name}")
+    threads = cfg.trainer.threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise ValueError(f"trainer.threads={threads!r} must be an integer or null")
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Range checks of the plain keys, before anything is built (one-line errors)."""
+    """Type and range checks of the plain keys, before anything is built (one-line errors)."""
+    check_types(cfg)
     rules = [
         ("warmup.fraction", 0 <= cfg.warmup.fraction <= 1, "must be in [0, 1]"),
         ("warmup.steps", cfg.warmup.steps >= 0, "must be >= 0"),
@@ -164,7 +184,7 @@ def run_name(cfg: DictConfig) -> str:
     warm = choices.get("warmup", f"f{cfg.warmup.fraction}")
     if cfg.net.parallel:
         warm += "-par"
-    if cfg.warmup.method != "paper" and cfg.warmup.fraction > 0:
+    if cfg.warmup.method != "paper" and cfg.warmup.fraction > 0 and cfg.warmup.steps > 0:
         warm += f"-{cfg.warmup.method}"
     return f"{choices.get('cell', 'cell')}-{warm}-{choices.get('benchmark', 'bench')}-s{cfg.seed}"
 

@@ -99,13 +99,21 @@ def find_completed(client, experiment_id: str, digest: str):
     return runs[0] if runs else None
 
 
+#: Untracked files here change what a run computes (a new cell, a new YAML): they make a tree dirty.
+SOURCE_DIRS = ("src/", "conf/")
+
+
 def git_sha(root: Path = ROOT) -> str:
-    """The checkout's commit, with ``-dirty`` when tracked files have changed; ``unknown`` outside git."""
+    """The checkout's commit, with ``-dirty`` when a tracked file has changed or an untracked
+    file exists under ``src/`` or ``conf/`` (a run with them cannot be rebuilt from the
+    commit alone); ``unknown`` outside git."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    dirty = any(not line.startswith("??") or line[3:].startswith(SOURCE_DIRS)
+                for line in status.splitlines() if line.strip())
     return f"{sha}-dirty" if dirty else sha

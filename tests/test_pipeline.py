@@ -35,6 +35,20 @@ def test_every_benchmark_composes_and_builds(benchmark):
     assert dm.task == ("classification" if benchmark in DIGITS else "regression")
 
 
+def test_warmup_parallel_is_the_structure_without_warmup(tmp_path):
+    """`warmup=parallel` (the fourth option of the warm-up axis) builds the same network as
+    `warmup=none net.parallel=true` and takes no warm-up step."""
+    torch.manual_seed(0)
+    _, a, _ = build(compose_config(["warmup=parallel", *tiny()]))
+    torch.manual_seed(0)
+    _, b, _ = build(compose_config(["warmup=none", "net.parallel=true", *tiny()]))
+    assert a.layers[0].warm.hidden_size == a.layers[0].plain.hidden_size == 4
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    result, metrics = _train(tmp_path, ["warmup=parallel",
+                                        *[o for o in tiny() if not o.startswith("warmup.steps")]])
+    assert "warmup/loss" not in metrics and result["vaa/init"] == result["vaa/warmup"]
+
+
 def test_parallel_ablation_composes_without_warmup():
     cfg = compose_config(["warmup=none", "net.parallel=true", *tiny()])
     _, net, _ = build(cfg)
@@ -167,3 +181,43 @@ def test_cli_every_benchmark_runs_end_to_end(tmp_path, store):
     for r in runs:
         assert r.info.status == "FINISHED" and "test/loss" in r.data.metrics
         assert ("test/acc" in r.data.metrics) == (r.data.tags["benchmark"] not in ("copy", "denoising"))
+
+
+def test_git_sha_is_dirty_with_untracked_sources(tmp_path):
+    """A run made with a new, uncommitted cell file cannot be rebuilt from the commit: its
+    `git_sha` tag says `-dirty`; an untracked file elsewhere (outputs) does not count."""
+    import subprocess
+
+    from src.tracking import git_sha
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    clean = git_sha(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "run.log").write_text("")
+    assert git_sha(tmp_path) == clean
+    (tmp_path / "src" / "leaky.py").write_text("y = 2\n")
+    assert git_sha(tmp_path) == clean + "-dirty"
+    (tmp_path / "src" / "leaky.py").unlink()
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    assert git_sha(tmp_path) == clean + "-dirty"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("net.hidden_size=abc", "net.hidden_size='abc' must be an integer"),
+    ("warmup.lr=fast", "warmup.lr='fast' must be a number"),
+    ("trainer.threads=two", "trainer.threads='two' must be an integer or null"),
+    ("warmup.method=fast", "warmup.method=fast must be one of paper, robust"),
+    ("warmup.select_every=0", "warmup.select_every=0 must be >= 1"),
+])
+def test_check_config_refuses_wrong_types_and_values_in_one_line(override, expected):
+    with pytest.raises(ValueError) as err:
+        check_config(compose_config([override]))
+    assert str(err.value) == expected

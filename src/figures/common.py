@@ -69,9 +69,9 @@ class Run:
 
 def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     warm = tags.get("warmup", "")
-    if warm == "none" and params.get("net.parallel") == "True":
+    if warm == "parallel" or (warm == "none" and params.get("net.parallel") == "True"):
         return "parallel"
-    robust = warm != "none" and params.get("warmup.method") == "robust"
+    robust = warm not in ("none", "parallel") and params.get("warmup.method") == "robust"
     return f"{warm}-robust" if robust else warm
 
 
