@@ -117,10 +117,16 @@ def check_config(cfg: DictConfig) -> None:
             raise ValueError(f"{key}={OmegaConf.select(cfg, key)} {rule}")
 
 
+def one_line(err: BaseException) -> str:
+    """An error's message on one line: its lines joined, so that a cause that a library puts
+    on the next line (Hydra's "Error loading 'x':" then the ImportError) is kept."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(err).__name__
+
+
 def abort(err: Exception) -> None:
     """Report a bad input on one line and leave no half-written run directory behind."""
-    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    print(f"error: {msg}", file=sys.stderr)
+    print(f"error: {one_line(err)}", file=sys.stderr)
     if HydraConfig.initialized():
         out = Path(HydraConfig.get().runtime.output_dir)
         if out.exists() and not (out / "checkpoints").exists():

@@ -221,3 +221,18 @@ def test_check_config_refuses_wrong_types_and_values_in_one_line(override, expec
     with pytest.raises(ValueError) as err:
         check_config(compose_config([override]))
     assert str(err.value) == expected
+
+
+def test_an_unloadable_target_keeps_its_cause_on_one_line():
+    """Hydra reports a `_target_` that cannot be imported as "Error loading 'x':" with the
+    ImportError on the next lines; the one-line error keeps the cause."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from src.run import one_line
+
+    with pytest.raises(InstantiationException) as err:
+        instantiate({"_target_": "src.cells.leaky.Leaky"}, input_size=1, hidden_size=2)
+    message = one_line(err.value.__cause__ or err.value)
+    assert "\n" not in message and "src.cells.leaky.Leaky" in message
+    assert "No module named 'src.cells.leaky'" in message
