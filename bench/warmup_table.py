@@ -107,10 +107,11 @@ def table(rows: list[dict]) -> str:
             f"| {cell} | {warmup} | {method} | {ok}/{len(rs)} ({ok / len(rs):.0%}) | {high}/{len(rs)} "
             f"| {mean['vaa']:.3f} | {mean['attractors']:.1f} ({mean['fixed_points']:.1f}) "
             f"| {mean['settled']:.0%} | {mean['seconds']:.1f} |")
-    threads = sorted({r["threads"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows})
-    lines += ["", f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), threads {threads}, "
-              "each cell of the table pools both thread counts"]
+    parts = []
+    for t in sorted({r["threads"] for r in rows}):
+        seeds = sorted({r["seed"] for r in rows if r["threads"] == t})
+        parts.append(f"{t} thread{'s' if t > 1 else ''}: seeds {seeds[0]}-{seeds[-1]}")
+    lines += ["", f"Runs per row: {'; '.join(parts)} (pooled)."]
     return "\n".join(lines)
 
 
