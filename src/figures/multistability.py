@@ -51,7 +51,7 @@ def make(runs, out):
         ax.set_ylabel(ylabels[key])
     axes[0].set_title("VAA (dashed: 1/N, one attractor)")
     axes[1].set_title("attractor count")
-    axes[2].set_title("settled (1: every state on a fixed point)")
+    axes[2].set_title("settled (1: all on fixed points)")
     handles, labels = axes[0].get_legend_handles_labels()
     labels = [{"no warm-up": "initialisation"}.get(lab, f"after {lab}") for lab in labels]
     axes[1].legend(handles, labels, fontsize=8)
