@@ -116,9 +116,8 @@ class WarmupModule(pl.LightningModule):
             p.requires_grad_(True)
         self._frozen = []
         if self.robust and self.best is not None:
-            score, step, weights = self.best
-            cells = self.net.warm_cells()
-            for cell, state in zip(cells, weights):
+            _, step, weights = self.best
+            for cell, state in zip(self.net.warm_cells(), weights):
                 cell.load_state_dict(state)
             if self.logger is not None:
                 self.logger.log_metrics({"warmup/selected_step": step}, step=self.global_step)
