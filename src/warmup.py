@@ -53,6 +53,30 @@ def selection_score(vaa: float, settled: float) -> float:
     return vaa * (1.0 + settled) / 2.0
 
 
+def horizon_bound(step: int, growth: int = 10, max_horizon: int = 200) -> int:
+    """Upper bound of the stabilisation length at (0-based) step k: min(1 + 10k, 200)."""
+    return min(1 + growth * step, max_horizon)
+
+
+def layer_vaa_star(net, x: torch.Tensor, horizon: int, eps: float = EPS) -> torch.Tensor:
+    """One evaluation of the warm-up objective's VAA*, per layer: ``(num_layers,)``, differentiable.
+
+    ``net`` has the interface of :class:`src.rnn.StackedRNN` (``recurrent``, and ``layers``
+    whose ``warm`` sub-cell runs alone); ``x`` is a time-major batch ``(L, N, I)``. Draws the
+    prefix lengths, then one constant input per layer, from the global random state.
+    """
+    seq_len, n, _ = x.shape
+    lengths = prefix_lengths(seq_len, n, None, x.device)
+    states = sample_prefix_states(net, x, lengths)
+    values = []
+    for layer, (warm_state, _plain_state) in zip(net.layers, states):
+        cell = layer.warm
+        u = torch.randn(1, 1, cell.input_size, device=x.device, dtype=x.dtype)
+        _, final = cell(u.expand(horizon, n, cell.input_size), warm_state)
+        values.append(vaa_star(flat_state(final), eps))
+    return torch.stack(values)
+
+
 class WarmupModule(pl.LightningModule):
     def __init__(
         self,
@@ -100,7 +124,7 @@ class WarmupModule(pl.LightningModule):
 
     def horizon_bound(self, step: int) -> int:
         """Upper bound of the stabilisation length at (0-based) step k: min(1 + 10k, 200)."""
-        return min(1 + self.horizon_growth * step, self.max_horizon)
+        return horizon_bound(step, self.horizon_growth, self.max_horizon)
 
     # Only the warmed sub-cells learn: freeze everything else for the stage.
     def on_fit_start(self) -> None:
@@ -156,16 +180,7 @@ class WarmupModule(pl.LightningModule):
     # ---------------------------------------------------------------- the loss
     def vaa_star_per_layer(self, x: torch.Tensor, horizon: int) -> torch.Tensor:
         """VAA* of each layer's warmed sub-cell, ``(num_layers,)``, differentiable."""
-        seq_len, n, _ = x.shape
-        lengths = prefix_lengths(seq_len, n, None, x.device)
-        states = sample_prefix_states(self.net, x, lengths)
-        values = []
-        for layer, (warm_state, _plain_state) in zip(self.net.layers, states):
-            cell = layer.warm
-            u = torch.randn(1, 1, cell.input_size, device=x.device, dtype=x.dtype)
-            _, final = cell(u.expand(horizon, n, cell.input_size), warm_state)
-            values.append(vaa_star(flat_state(final), self.eps))
-        return torch.stack(values)
+        return layer_vaa_star(self.net, x, horizon, self.eps)
 
     def training_step(self, batch, batch_idx):
         x = batch[0]

@@ -1,0 +1,338 @@
+"""Warm-up for anyone's recurrent model: two calls, no Hydra, no MLflow.
+
+    >>> import torch
+    >>> from src import warm_up, measure_vaa
+    >>> lstm = torch.nn.LSTM(8, 32, num_layers=2, batch_first=True)
+    >>> inputs = torch.randn(256, 100, 8)        # your training sequences
+    >>> measure_vaa(lstm, inputs).vaa              # 1/32: one attractor
+    >>> warm_up(lstm, inputs)                      # the paper's warm-up, in place
+
+What is accepted as ``module``:
+
+* the project's networks (:class:`src.rnn.StackedRNN`), warmed exactly as the pipeline
+  warms them (full or partial, by their own warmed/plain split);
+* ``torch.nn.RNN``, ``torch.nn.GRU`` and ``torch.nn.LSTM``, any number of layers,
+  ``batch_first`` either way, on any device. Warm-up is *full* and per layer, as the
+  method says: layer l is run alone from its own state with a constant input of its own
+  input size. A plain torch module hides its per-layer states, so each layer is run as
+  a one-layer module of the same kind through :func:`torch.func.functional_call` with
+  that layer's own parameters: gradients reach the module's parameters, and nothing is
+  copied. Not supported (a ``ValueError`` says so): ``bidirectional=True`` (a backward
+  direction has no "constant input from now on") and ``nn.LSTM(proj_size>0)``. The
+  module's inter-layer dropout never acts here: layers are run one at a time.
+* any other module called as ``module(x, h0) -> (y, h_n)`` like ``nn.GRU`` (``h0=None``
+  meaning its zero state; ``h_n`` a tensor or a tuple of tensors, batch along dimension
+  1 when 3-D as in torch's modules, along dimension 0 when 2-D). Its layers are out of
+  reach, so it is warmed as one block on its whole state.
+
+Partial warm-up needs the warmed/plain split of the project's networks; for a plain
+module, build a :class:`src.rnn.StackedRNN` with ``warm_fraction=0.5`` instead.
+
+``inputs`` are real input sequences, ``(N, L, I)`` when the module is batch-first and
+``(L, N, I)`` otherwise (``batch_first=`` overrides what is read from the module).
+
+Only the ``paper`` method is offered here: the pipeline's ``robust`` variant
+(``warmup.method=robust``) has not met its targets and costs learning (README,
+"Warm-up that holds"), so it is not a default anyone should get from a notebook.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from src.rnn import StackedRNN
+from src.vaa import EPS, Multistability
+from src.vaa import measure_vaa as _measure
+from src.warmup import horizon_bound, layer_vaa_star
+
+__all__ = ["warm_up", "measure_vaa", "Multistability"]
+
+TORCH_RNNS = (nn.RNN, nn.GRU, nn.LSTM)
+
+
+# --------------------------------------------------------------- adapters
+class _TorchLayer:
+    """Layer ``index`` of a torch ``nn.RNN``/``nn.GRU``/``nn.LSTM``, run as a one-layer module
+    of the same kind on the layer's own parameters. State: ``(h,)`` or ``(h, c)``, each ``(N, H)``."""
+
+    def __init__(self, module: nn.RNNBase, index: int):
+        self.module, self.index = module, index
+        self.input_size = module.input_size if index == 0 else module.hidden_size
+        self.lstm = isinstance(module, nn.LSTM)
+        kwargs = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
+        ref = next(module.parameters())
+        with torch.random.fork_rng(devices=[]):  # its own (unused) initial weights draw numbers
+            self.shadow = type(module)(self.input_size, module.hidden_size, num_layers=1,
+                                       bias=module.bias, **kwargs).to(ref.device, ref.dtype)
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
+        self.names = {f"{n}_l0": f"{n}_l{index}" for n in names}
+
+    def __call__(self, x, state=None):
+        params = {own: getattr(self.module, theirs) for own, theirs in self.names.items()}
+        h0 = None
+        if state is not None:
+            h0 = tuple(s.unsqueeze(0) for s in state) if self.lstm else state[0].unsqueeze(0)
+        y, h_n = functional_call(self.shadow, params, (x, h0))
+        return y, (h_n[0][0], h_n[1][0]) if self.lstm else (h_n[0],)
+
+
+class _Layer:
+    """What warm-up and VAA see of one layer: a warmed part and no plain part."""
+
+    def __init__(self, warm):
+        self.warm, self.plain = warm, None
+
+
+class _Adapter:
+    """A module seen through the interface of :class:`src.rnn.StackedRNN` that
+    :mod:`src.vaa` and :mod:`src.warmup` use: ``recurrent``, ``layers[l].warm``,
+    ``warm_parameters``, and the train/eval mode (time-major tensors throughout)."""
+
+    def __init__(self, module: nn.Module, layers: list[_Layer], run_prefixes: Callable):
+        self.module, self.layers, self._run_prefixes = module, layers, run_prefixes
+
+    @property
+    def training(self) -> bool:
+        return self.module.training
+
+    def train(self, mode: bool = True):
+        self.module.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def warm_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.module.parameters() if p.requires_grad]
+
+    def recurrent(self, x: Tensor, states=None, lengths: Tensor | None = None):
+        if lengths is not None:
+            return self._run_prefixes(x, lengths)
+        states = states if states is not None else [None] * len(self.layers)
+        new = []
+        for layer, s in zip(self.layers, states):
+            x, s = layer.warm(x, None if s is None else s[0])
+            new.append((s, None))
+        return x, new
+
+
+def _torch_adapter(module: nn.RNNBase) -> _Adapter:
+    layers = [_Layer(_TorchLayer(module, i)) for i in range(module.num_layers)]
+
+    def run_prefixes(x, lengths):
+        # each sample stops at its own length: a packed sequence gives every layer's state there
+        seq: Tensor | PackedSequence = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        states = []
+        for layer in layers:
+            seq, s = layer.warm(seq)
+            states.append((s, None))
+        return None, states
+
+    return _Adapter(module, layers, run_prefixes)
+
+
+class _BlockRunner:
+    """A custom ``module(x, h0) -> (y, h_n)``, its state flattened to ``(h,)`` tensors ``(N, D)``."""
+
+    def __init__(self, module: nn.Module, input_size: int):
+        self.module, self.input_size = module, input_size
+        self.shapes: list[tuple[int, ...]] | None = None
+        self.single = True
+
+    def to_flat(self, h_n) -> tuple[Tensor, ...]:
+        self.single = isinstance(h_n, Tensor)
+        leaves = (h_n,) if self.single else tuple(h_n)
+        self.shapes = [t.shape for t in leaves]
+        return tuple(t.transpose(0, 1).reshape(t.shape[1], -1) if t.dim() == 3 else t for t in leaves)
+
+    def from_flat(self, state):
+        if state is None:
+            return None
+        leaves = tuple(
+            s.reshape(s.shape[0], shape[0], shape[2]).transpose(0, 1) if len(shape) == 3 else s
+            for s, shape in zip(state, self.shapes))
+        return leaves[0] if self.single else leaves
+
+    def __call__(self, x, state=None):
+        y, h_n = self.module(x, self.from_flat(state))
+        return y, self.to_flat(h_n)
+
+
+def _block_adapter(module: nn.Module, input_size: int) -> _Adapter:
+    runner = _BlockRunner(module, input_size)
+
+    def run_prefixes(x, lengths):
+        # one step at a time; each sample's state is kept once its own prefix has run
+        kept, state = None, None
+        for t in range(int(lengths.max())):
+            _, state = runner(x[t : t + 1], state)
+            done = (lengths == t + 1).view(-1, 1)
+            kept = state if kept is None else tuple(
+                torch.where(done, s, k) for s, k in zip(state, kept))
+        return None, [(kept, None)]
+
+    return _Adapter(module, [_Layer(runner)], run_prefixes)
+
+
+# --------------------------------------------------------------- checks
+def _prepare(module, inputs, batch_first: bool | None, who: str):
+    """Validate, then ``(network view, time-major inputs, parameters warm-up may change)``."""
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{who}: module must be a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(inputs, Tensor):
+        raise ValueError(f"{who}: inputs must be a torch.Tensor of input sequences, got "
+                         f"{type(inputs).__name__}")
+    if inputs.dim() != 3:
+        raise ValueError(f"{who}: inputs must be 3-D, (N, L, I) batch-first or (L, N, I), got "
+                         f"shape {tuple(inputs.shape)}")
+    if not inputs.is_floating_point():
+        raise ValueError(f"{who}: inputs must be floating point, got {inputs.dtype}")
+    if batch_first is None:
+        batch_first = bool(getattr(module, "batch_first", False))
+    x = inputs.transpose(0, 1) if batch_first else inputs
+    L, N, size = x.shape
+    if L == 0 or N == 0 or size == 0:
+        raise ValueError(f"{who}: inputs are empty, shape {tuple(inputs.shape)}")
+    if N < 2:
+        raise ValueError(f"{who}: VAA compares sequences with each other and needs at least 2, got "
+                         f"a batch of {N} (shape {tuple(inputs.shape)}, batch_first={batch_first})")
+    if isinstance(module, StackedRNN):
+        expected = module.layers[0].input_size
+        net = module
+    elif isinstance(module, TORCH_RNNS):
+        if module.bidirectional:
+            raise ValueError(f"{who}: bidirectional modules are not supported: a backward "
+                             "direction has no constant input 'from now on' to settle under")
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"{who}: nn.LSTM with proj_size={module.proj_size} is not supported")
+        expected, net = module.input_size, _torch_adapter(module)
+    elif isinstance(module, nn.RNNBase):
+        raise ValueError(f"{who}: {type(module).__name__} is not supported; use nn.RNN, nn.GRU, "
+                         "nn.LSTM or a module called as module(x, h0) -> (y, h_n)")
+    else:
+        expected = getattr(module, "input_size", size)
+        net = _block_adapter(module, size)
+    if size != expected:
+        raise ValueError(f"{who}: inputs have {size} features but the module expects "
+                         f"input_size={expected}")
+    ref = next(module.parameters(), None)
+    if ref is not None:
+        x = x.to(ref.device, ref.dtype)
+    return net, x
+
+
+# --------------------------------------------------------------- the calls
+def measure_vaa(
+    module: nn.Module,
+    inputs: Tensor,
+    *,
+    steps: int = 10_000,
+    group_size: int | None = None,
+    eps: float = EPS,
+    seed: int = 0,
+    batch_first: bool | None = None,
+) -> Multistability:
+    """Reachable multistability of ``module`` on real input sequences (METHOD.md, "VAA").
+
+    Each sequence is cut at a random prefix and run from the zero state; then every group
+    of ``group_size`` sequences (default: 32, or all of them when fewer) gets one constant
+    random input for ``steps`` steps, and the final states are compared. Sequences beyond
+    the last whole group are not used.
+
+    Returns ``Multistability(vaa, attractors, settled, fixed_points)``: VAA (1/group_size
+    for one attractor, 1 when every state ends apart), the attractor count, the share of
+    final states sitting on a fixed point, and the distinct fixed points among them.
+    ``seed`` fixes the prefixes and constant inputs and leaves the global random state
+    untouched. The module is measured in eval mode and returned in its own mode.
+    """
+    net, x = _prepare(module, inputs, batch_first, "measure_vaa")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"measure_vaa: steps={steps!r} must be an integer >= 1")
+    n = x.shape[1]
+    size = group_size if group_size is not None else min(32, n)
+    if not isinstance(size, int) or not 2 <= size <= n:
+        raise ValueError(f"measure_vaa: group_size={group_size!r} must be an integer between 2 "
+                         f"and the {n} sequences given")
+    used = n // size * size
+    return _measure(net, x[:, :used], steps=steps, group_size=size, eps=eps, seed=seed)
+
+
+def warm_up(
+    module: nn.Module,
+    inputs: Tensor,
+    *,
+    steps: int = 100,
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    vaa_target: float = 0.95,
+    max_horizon: int = 200,
+    horizon_growth: int = 10,
+    eps: float = EPS,
+    seed: int = 0,
+    batch_first: bool | None = None,
+) -> list[float]:
+    """Warm ``module`` up in place with the paper's algorithm (METHOD.md, "Warm-up").
+
+    Each of ``steps`` steps draws ``batch_size`` of the ``inputs``, cuts each at a random
+    prefix, runs every layer alone from its prefix state under one constant random input
+    for T ~ U{1..min(1 + 10k, 200)} steps, and takes an Adam step (``lr``) on
+    mean over layers of (VAA* - ``vaa_target``)^2. The defaults are the pipeline's
+    (``conf/warmup/full.yaml``). Only the module's own parameters change: for a project
+    network only its warmed sub-cells, for any other module those with ``requires_grad``.
+    Their ``.grad`` is left as it was found. ``seed`` fixes the draws and leaves the global
+    random state untouched.
+
+    Returns VAA* (mean over layers) at every step. Raises ``FloatingPointError`` with the
+    knob to turn if the objective becomes NaN or infinite.
+    """
+    net, x = _prepare(module, inputs, batch_first, "warm_up")
+    for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 2),
+                             ("max_horizon", max_horizon, 1), ("horizon_growth", horizon_growth, 0)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"warm_up: {name}={value!r} must be an integer >= {low}")
+    if not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"warm_up: lr={lr!r} must be a finite number > 0")
+    if not 0 < vaa_target <= 1:
+        raise ValueError(f"warm_up: vaa_target={vaa_target!r} must be in (0, 1]")
+    n = x.shape[1]
+    batch = min(batch_size, n)
+
+    params = net.warm_parameters()
+    if not params:
+        raise ValueError("warm_up: the module has nothing to warm up (no warmed sub-cells or no "
+                         "parameter with requires_grad)")
+    chosen = {id(p) for p in params}
+    frozen = [p for p in module.parameters() if id(p) not in chosen and p.requires_grad]
+    saved_grads = [p.grad for p in params]
+    history: list[float] = []
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for p in frozen:
+            p.requires_grad_(False)
+        opt = torch.optim.Adam(params, lr=lr)
+        try:
+            for k in range(steps):
+                idx = torch.randperm(n)[:batch].to(x.device)
+                horizon = int(torch.randint(1, horizon_bound(k, horizon_growth, max_horizon) + 1, (1,)))
+                values = layer_vaa_star(net, x[:, idx], horizon, eps)
+                loss = ((values - vaa_target) ** 2).mean()
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"warm_up: the objective became {loss.item()} at step "
+                                             f"{k}: lower lr (now {lr}) or max_horizon (now {max_horizon})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                history.append(values.detach().mean().item())
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+            for p, g in zip(params, saved_grads):
+                p.grad = g
+    return history
