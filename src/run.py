@@ -225,6 +225,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Pat
 
     initial = log_vaa(0)
     result = {"vaa/init": initial.vaa, "settled/init": initial.settled}
+    weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
 
     # Stage 1: warm-up (skipped for warmup=none and for the parallel ablation)
     if net.warms_up and cfg.warmup.steps > 0:
@@ -235,6 +236,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Pat
                      limit_val_batches=0, enable_checkpointing=False
                      ).fit(warm, train_dataloaders=batches)
         net.cpu()
+        weights["warmup"] = snapshot(net)
     warmed = log_vaa(1)
     result.update({"vaa/warmup": warmed.vaa, "settled/warmup": warmed.settled})
 
@@ -255,7 +257,31 @@ def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Pat
         result["vaa/final"] = sup.history[-1]["vaa"]
         result["settled/final"] = sup.history[-1]["settled"]
     result["best_checkpoint"] = best.best_model_path
+    weights["trained"] = snapshot(net)  # the best validation weights, which were tested
+    result["weights"] = weights
     return result
+
+
+def snapshot(net) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def log_pictures(cfg: DictConfig, client, run_id: str, name: str, net, weights: dict,
+                 vaa_inputs, out_dir: Path) -> None:
+    """Log the weights at initialisation and after warm-up, and draw the attractors."""
+    from src import attractors
+
+    folder = out_dir / "weights"
+    folder.mkdir(exist_ok=True)
+    for stage in ("init", "warmup"):
+        if stage in weights:
+            torch.save(weights[stage], folder / f"{stage}.pt")
+            client.log_artifact(run_id, str(folder / f"{stage}.pt"), "weights")
+    if cfg.vaa.pictures:
+        png = attractors.picture(net, weights, vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size,
+                                 cfg.seed, cfg.vaa.eps, attractors.title_of(name, cfg),
+                                 out_dir / "attractors.png")
+        client.log_artifact(run_id, str(png))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -310,6 +336,7 @@ def main(cfg: DictConfig) -> float:
         result = train(cfg, dm, net, vaa_inputs, logger, out_dir)
         if result["best_checkpoint"]:
             client.log_artifact(run_id, result["best_checkpoint"], "checkpoint")
+        log_pictures(cfg, client, run_id, name, net, result.pop("weights"), vaa_inputs, out_dir)
         client.set_tag(run_id, "completed", "true")
         client.set_terminated(run_id, "FINISHED")
     except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def quiet_mlflow() -> None:
-    """MLflow sets its loggers to INFO when imported: keep the schema-migration chatter out."""
+    """MLflow sets its loggers to INFO when imported: keep the schema-migration chatter out,
+    and its artifact-download progress bars out of logs."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("alembic", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

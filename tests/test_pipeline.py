@@ -121,9 +121,27 @@ def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store):
     assert len(client.get_metric_history(run.info.run_id, "warmup/loss")) == 4
     assert len(client.get_metric_history(run.info.run_id, "vaa")) == 4
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert "config.yaml" in artifacts and "checkpoint" in artifacts
+    assert {"config.yaml", "checkpoint", "attractors.png", "weights"} <= artifacts
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == [
         "checkpoint/best.ckpt"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "weights")} == {
+        "weights/init.pt", "weights/warmup.pt"}
+
+    # any finished run's picture, redrawn by the command; its initial weights are the
+    # seeded build's, which is what the command falls back on for runs without them
+    from src import attractors
+
+    png = tmp_path / "again.png"
+    attractors.main([run.info.run_id, "--tracking-uri", uri, "--out", str(png)])
+    assert png.stat().st_size > 10_000
+    cfg, net, _ = attractors.rebuild(client, run.info.run_id, tmp_path)
+    weights = attractors.run_weights(client, run.info.run_id, cfg, net, tmp_path)
+    assert list(weights) == ["init", "warmup", "trained"]
+    assert all(torch.equal(v, weights["init"][k]) for k, v in net.state_dict().items())
+    assert not torch.equal(weights["init"]["layers.0.warm.weight_hh"],
+                           weights["warmup"]["layers.0.warm.weight_hh"])
+    with pytest.raises(SystemExit, match="no run 'nope' in the store"):
+        attractors.main(["nope", "--tracking-uri", uri])
 
 
 def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):

@@ -170,7 +170,7 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store):
                            timeout=1800)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = tmp_path / "figures"
-    for name in ("multistability", "learning_curves", "precision", "vaa_vs_test"):
+    for name in ("multistability", "attractors", "learning_curves", "precision", "vaa_vs_test"):
         assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists(), name
     rows = _table((out / "summary.md").read_text())
     cells = {c for f in FIGURES for c in _axes(f, "smoke")["cell"]}

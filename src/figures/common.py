@@ -47,6 +47,7 @@ class Run:
     params: dict[str, str]
     metrics: dict[str, float]  # last value of every metric
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # sorted by step
+    store: str = ""  # the tracking URI it was read from (for its artifacts)
 
     def at(self, key: str, step: int) -> float | None:
         """The value of ``key`` logged at ``step``, or None."""
@@ -109,7 +110,7 @@ def load_runs(uri: str, experiment: str) -> list[Run]:
                         figure=tags.get("figure", ""), cell=tags.get("cell", "?"),
                         benchmark=tags.get("benchmark", "?"), variant=variant(tags, params),
                         seed=int(tags.get("seed", 0)), params=dict(params),
-                        metrics=dict(r.data.metrics), history=history))
+                        metrics=dict(r.data.metrics), history=history, store=uri))
     return runs
 
 
@@ -157,11 +158,11 @@ def test_metric(run: Run) -> tuple[str, float | None]:
 
 
 # ----------------------------------------------------------------- plotting
-def save(fig, out: Path, name: str) -> list[Path]:
-    """``out/name.png`` and ``out/name.pdf``."""
+def save(fig, out: Path, name: str, rect=(0, 0, 1, 1)) -> list[Path]:
+    """``out/name.png`` and ``out/name.pdf``, laid out within ``rect`` of the figure."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     for p in paths:
         fig.savefig(p, dpi=150)
     plt.close(fig)

@@ -1,0 +1,270 @@
+"""Pictures of attractors: where the states of the VAA measurement go, and where they stop.
+
+For one network, the first group of the VAA measurement (the same prefixes and constant
+input as the logged ``vaa``, same seed): each sequence's prefix state, its trajectory under
+the constant input for T steps (log-spaced points), and its final state, projected to 2-D
+by one PCA fitted on every panel of the run, so that the panels share axes. Final states on
+a fixed point are dots coloured by attractor; states still moving at T (a cycle, chaos, a
+slow drift) are black crosses. One attractor shows as one dot; many as many dots.
+
+    python -m src.attractors RUN_ID                 # any finished run of the store
+    python -m src.attractors RUN_ID --tracking-uri sqlite:///path/mlflow.db --out pic.png
+
+A run logs the network's weights at initialisation and after warm-up (artifacts
+``weights/init.pt``, ``weights/warmup.pt``) beside its best checkpoint, so the command
+redraws any run; for runs older than that, the initial weights are rebuilt from the seed and
+the warm-up panel is left out. ``src/run.py`` draws the picture at the end of every run
+(``vaa.pictures=true``, the default), as ``attractors.png`` in the run's artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from src.vaa import (
+    EPS,
+    SETTLE_WINDOW,
+    SETTLED,
+    flat_state,
+    is_settled,
+    prefix_lengths,
+    sample_prefix_states,
+)
+
+#: The stages a run passes through, and their panel titles.
+STAGES = {"init": "at initialisation", "warmup": "after warm-up", "trained": "after training"}
+#: Points recorded along each trajectory (log-spaced in time).
+POINTS = 60
+
+
+@dataclass
+class Trajectories:
+    """One group of the VAA measurement: ``path`` ``(K, N, D)`` at ``times`` (0 = the prefix
+    state, last = T), which final states are settled, and their attractor labels."""
+
+    path: Tensor
+    times: list[int]
+    settled: Tensor
+    labels: Tensor
+
+    @property
+    def attractors(self) -> int:
+        return int(self.labels.max()) + 1
+
+    @property
+    def fixed_points(self) -> int:
+        return len(set(self.labels[self.settled].tolist()))
+
+
+def attractor_labels(final: Tensor, eps: float = EPS) -> Tensor:
+    """Group final states ``(N, D)`` closer than ``eps`` (chained), largest group first."""
+    n = final.shape[0]
+    close = torch.cdist(final, final, compute_mode="donot_use_mm_for_euclid_dist") < eps
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in close.nonzero().tolist():
+        parent[root(i)] = root(j)
+    roots = [root(i) for i in range(n)]
+    by_size = sorted(set(roots), key=lambda r: (-roots.count(r), roots.index(r)))
+    rank = {r: k for k, r in enumerate(by_size)}
+    return torch.tensor([rank[r] for r in roots])
+
+
+@torch.no_grad()
+def trajectories(net, inputs: Tensor, steps: int, group_size: int, seed: int,
+                 eps: float = EPS) -> Trajectories:
+    """The first group of ``measure_vaa(net, inputs, steps, group_size, seed=seed)``, traced."""
+    L, total, input_size = inputs.shape
+    gen = torch.Generator().manual_seed(seed)
+    # the same draws, in the same order, as src.vaa.settled_states
+    lengths = prefix_lengths(L, total, gen, inputs.device)[:group_size]
+    u = torch.randn(total // group_size, 1, input_size, generator=gen).to(inputs)[:1]
+    u = u.expand(1, group_size, input_size)
+    was_training = net.training
+    net.eval()
+    states = sample_prefix_states(net, inputs[:, :group_size], lengths)
+    times = sorted({0, *torch.logspace(0, torch.log10(torch.tensor(float(steps))), POINTS - 1)
+                    .round().long().tolist()})
+    path, done = [flat_state(states)], 0
+    for t in times[1:]:
+        if t - done >= 100 and len(path) > 1 and (path[-1] - path[-2]).abs().max() <= SETTLED:
+            path.append(path[-1])  # nothing moved over the last stretch: the rest is the same
+            continue
+        _, states = net.recurrent(u.expand(t - done, group_size, input_size), states)
+        done = t
+        path.append(flat_state(states))
+    _, one = net.recurrent(u, states)
+    _, window = net.recurrent(u.expand(SETTLE_WINDOW - 1, group_size, input_size), one)
+    net.train(was_training)
+    final = path[-1]
+    return Trajectories(torch.stack(path), times, is_settled(final, flat_state(one),
+                                                             flat_state(window)),
+                        attractor_labels(final, eps))
+
+
+def pca_2d(*paths: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and the two leading principal directions ``(D, 2)`` of every point of ``paths``."""
+    points = torch.cat([p.reshape(-1, p.shape[-1]) for p in paths]).double()
+    mean = points.mean(0)
+    _, _, v = torch.linalg.svd(points - mean, full_matrices=False)
+    axes = v[:2].T
+    if axes.shape[1] < 2:  # a one-unit network: a flat second axis
+        axes = torch.cat([axes, torch.zeros_like(axes)], 1)
+    return mean, axes
+
+
+def draw(stages: dict[str, Trajectories], title: str, path: Path, axes_row=None) -> Path | None:
+    """One panel per stage, shared PCA axes; a PNG at ``path`` (or into ``axes_row``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean, pcs = pca_2d(*(t.path for t in stages.values()))
+    own = axes_row is None
+    if own:
+        fig, axes_row = plt.subplots(1, len(stages), figsize=(4.2 * len(stages), 4.2),
+                                     sharex=True, sharey=True, squeeze=False)
+        axes_row = axes_row[0]
+    colours = plt.get_cmap("tab20").colors
+    for ax, (stage, tr) in zip(axes_row, stages.items()):
+        xy = ((tr.path.double() - mean) @ pcs).numpy()  # (K, N, 2)
+        n = xy.shape[1]
+        for i in range(n):
+            ax.plot(xy[:, i, 0], xy[:, i, 1], color="0.6", lw=0.5, alpha=0.6, zorder=1)
+        ax.scatter(xy[0, :, 0], xy[0, :, 1], s=10, facecolors="none", edgecolors="0.45",
+                   lw=0.6, zorder=2, label="prefix state (start)")
+        settled = tr.settled.numpy()
+        labels = tr.labels.numpy()
+        end = xy[-1]
+        ax.scatter(end[settled, 0], end[settled, 1], s=36, zorder=3, edgecolors="k", lw=0.4,
+                   c=[colours[k % len(colours)] for k in labels[settled]],
+                   label="final state on a fixed point (colour: attractor)")
+        ax.scatter(end[~settled, 0], end[~settled, 1], s=30, marker="x", color="k", lw=1,
+                   zorder=4, label="final state still moving")
+        moving = int((~settled).sum())
+        ax.set_title(f"{STAGES.get(stage, stage)}\n{plural(tr.attractors, 'distinct final state')}"
+                     f" of {n}: {plural(tr.fixed_points, 'fixed point')}, {moving} moving",
+                     fontsize=9)
+        ax.set_xlabel("PC 1")
+    axes_row[0].set_ylabel("PC 2")
+    if not own:
+        return None
+    handles, names = axes_row[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def picture(net, weights: dict[str, dict], inputs: Tensor, steps: int, group_size: int,
+            seed: int, eps: float, title: str, path: Path) -> Path:
+    """Trace ``net`` with each stage's weights (``{stage: state_dict}``) and draw them; the net
+    is left with the last stage's weights."""
+    traced = {}
+    for stage, state in weights.items():
+        net.load_state_dict(state)
+        traced[stage] = trajectories(net, inputs, steps, group_size, seed, eps)
+    return draw(traced, title, path)
+
+
+# -------------------------------------------------------------- a finished run
+def run_weights(client, run_id: str, cfg, net, workdir: Path) -> dict[str, dict]:
+    """``{stage: state_dict}`` of a finished run, from its artifacts (see the module doc)."""
+    names = {a.path for a in client.list_artifacts(run_id, "weights")}
+    weights: dict[str, dict] = {}
+    if "weights/init.pt" not in names:  # an older run: the seeded build is its initial state
+        weights["init"] = {k: v.clone() for k, v in net.state_dict().items()}
+    for stage in ("init", "warmup"):
+        if f"weights/{stage}.pt" in names:
+            local = client.download_artifacts(run_id, f"weights/{stage}.pt", str(workdir))
+            weights[stage] = torch.load(local, map_location="cpu", weights_only=True)
+    ckpts = [a.path for a in client.list_artifacts(run_id, "checkpoint")]
+    if ckpts:
+        local = client.download_artifacts(run_id, ckpts[0], str(workdir))
+        state = torch.load(local, map_location="cpu", weights_only=True)["state_dict"]
+        weights["trained"] = {k.removeprefix("net."): v for k, v in state.items()
+                              if k.startswith("net.")}
+    return weights
+
+
+def rebuild(client, run_id: str, workdir: Path):
+    """``(cfg, net, vaa_inputs)`` of a logged run: its config, the network, the VAA inputs."""
+    import pytorch_lightning as pl
+    from omegaconf import OmegaConf
+
+    from src import tracking
+    from src.run import build
+
+    tracking.quiet_mlflow()  # no download progress bars
+    cfg = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", str(workdir)))
+    pl.seed_everything(cfg.seed, verbose=False)
+    _, net, inputs = build(cfg)
+    return cfg, net, inputs
+
+
+def main(argv=None) -> None:
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from src import tracking
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_id", help="an MLflow run id (the summary of `make run` prints it)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: the embedded store outputs/mlflow.db)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where to write the PNG (default: outputs/attractors/<run name>.png)")
+    args = p.parse_args(argv)
+    tracking.quiet_mlflow()
+    uri = tracking.resolve_uri(args.tracking_uri, Path.cwd())
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(args.run_id)
+    except MlflowException:
+        sys.exit(f"error: no run {args.run_id!r} in the store at {uri}: pass a run id that "
+                 "`make run` printed, or --tracking-uri for another store")
+    if run.info.status != "FINISHED":
+        sys.exit(f"error: run {args.run_id} is {run.info.status}, not FINISHED: only finished "
+                 "runs have all their weights")
+    name = run.info.run_name or args.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, net, inputs = rebuild(client, args.run_id, Path(tmp))
+        weights = run_weights(client, args.run_id, cfg, net, Path(tmp))
+        out = args.out or Path("outputs") / "attractors" / f"{name}.png"
+        picture(net, weights, inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.seed, cfg.vaa.eps,
+                title_of(name, cfg), out)
+        logged = Path(tmp) / "attractors.png"  # the artifact's name, whatever --out says
+        logged.write_bytes(out.read_bytes())
+        client.log_artifact(args.run_id, str(logged))
+    print(out)
+
+
+def title_of(name: str, cfg) -> str:
+    return (f"{name}: the first VAA group (N = {cfg.vaa.group_size}, T = {cfg.vaa.steps}) "
+            "under one constant input, 2-D PCA of all panels")
+
+
+if __name__ == "__main__":
+    main()
