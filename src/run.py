@@ -365,6 +365,8 @@ def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
         f"   settled                         {settled}   (share of the final states on a fixed point)\n"
         f"   mlflow run {run_id} in experiment '{cfg.mlflow.experiment}' at {uri}\n"
         f"   browse: make ui      outputs: {out_dir}"
+        + (f"\n   attractors: {out_dir / 'attractors.png'}   (python -m src.attractors {run_id})"
+           if cfg.vaa.pictures else "")
     )
 
 
