@@ -24,7 +24,7 @@ def tiny(benchmark: str = "copy") -> list[str]:
     common = [
         "net.hidden_size=8", "trainer.max_epochs=2", "trainer.batch_size=16",
         "trainer.progress=false", "warmup.steps=4", "vaa.steps=30", "vaa.groups=1",
-        "vaa.group_size=16",
+        "vaa.group_size=16", "vaa.pictures=false",
     ]
     if benchmark in SYNTHETIC:
         sizes = ["benchmark.seq_length=20", "benchmark.train_size=120", "benchmark.test_size=40"]
