@@ -51,7 +51,7 @@ reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCA
 	$(PY) -m src.reproduce --scale $(SCALE)
 
 reproduce-smoke: $(VENV)/.installed  ## the whole reproduce chain on tiny sizes and a reduced grid (a few minutes)
-	$(PY) -m src.reproduce --scale smoke --threads 1
+	$(PY) -m src.reproduce --scale smoke --jobs 1 --threads 1
 
 lint: $(VENV)/.installed-dev  ## ruff
 	$(VENV)/bin/ruff check src tests bench

@@ -6,8 +6,10 @@
 
 1. Each sweep of ``conf/figure/*.yaml`` runs through the normal entry point,
    ``python -m src.run -m +figure=F +scale=S mlflow.experiment=reproduce-S
-   mlflow.skip_finished=true``: a run already completed with the same config is reused, so an
-   interrupted reproduce resumes where it stopped. One line per job shows the progress.
+   mlflow.skip_finished=true``, with Hydra's joblib launcher running ``--jobs`` (2) jobs of
+   ``--threads`` (1) torch thread at once: a run already completed with the same config is
+   reused, so an interrupted reproduce resumes where it stopped. One line per finished job,
+   read from the store; ``--plan`` prints the job counts and an estimate, and runs nothing.
 2. ``src.figures`` builds every figure (PNG, PDF) and ``summary.md`` from the experiment's
    completed runs, reading the store only.
 3. The figures and the table are logged as artifacts of the run ``reproduce-S`` (tag
@@ -17,8 +19,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import re
 import subprocess
 import sys
 import time
@@ -27,28 +29,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-JOB_START = re.compile(r"\[HYDRA\]\s+#(\d+) : ")
-JOB_DONE = re.compile(r"^== (\S+) done in (\d+) s")
-JOB_REUSED = re.compile(r"^reusing completed run (\S+)")
-TEST_LINE = re.compile(r"^\s+(test/\S+ .*)$")
+#: Seconds between two looks at the store for finished jobs.
+POLL = 2.0
+#: ``--plan``'s seconds a job, per scale, before any job of a sweep is in the store: cpu, the
+#: mean of a full cpu reproduce at 1 thread (72 min of jobs over 111, 2026-11-30); smoke, 44
+#: jobs in about 65 s at 1 thread (2026-11-30). Kept here, not in conf/scale/, so that it
+#: never enters a run's config (and its digest).
+JOB_SECONDS = {"cpu": 39.0, "smoke": 1.5}
 
 
 def names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def sweep_jobs(figure: str, scale: str) -> list[list[str]]:
-    """The overrides of every job of the sweep ``+figure=F +scale=S``, expanded from its grid
-    (``hydra.sweeper.params``) by Hydra's own basic sweeper, in launch order."""
+def sweep_axes(figure: str, scale: str) -> list[list[str]]:
+    """The grid of the sweep ``+figure=F +scale=S`` (``hydra.sweeper.params``), one list of
+    ``key=value`` overrides per axis, parsed by Hydra's override grammar."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"+figure={figure}", f"+scale={scale}"],
                       return_hydra_config=True)
-    axes = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(axes), None)[0]
+    parsed = OverridesParser.create().parse_overrides(
+        [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    return [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+            if o.is_sweep_override() else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+            for o in parsed]
+
+
+def sweep_jobs(figure: str, scale: str) -> list[list[str]]:
+    """The overrides of every job of the sweep, in the order Hydra's basic sweeper launches
+    them (the product of the axes, the last varying fastest)."""
+    return [list(job) for job in itertools.product(*sweep_axes(figure, scale))]
 
 
 def job_count(figure: str, scale: str) -> int:
@@ -88,56 +101,108 @@ def quote(value: str) -> str:
 
 
 class Progress:
-    """One line per job: ``[done/total] sweep k/n  run-name  done in 12 s  test/loss ...``."""
+    """One line per finished job, read from the MLflow store the jobs write to (not from their
+    output): ``[done/total] sweep-name  run-name  12 s  test/loss ...``, with an estimate of
+    the time left from the jobs finished so far."""
 
-    def __init__(self, total: int):
-        self.total, self.done, self.trained, self.trained_s = total, 0, 0, 0.0
-        self.started = time.time()
+    def __init__(self, total: int, done: int, uri: str, experiment: str, jobs: int = 1):
+        from mlflow.tracking import MlflowClient
+
+        self.total, self.done, self.jobs = total, done, jobs
+        self.client, self.experiment = MlflowClient(uri), experiment
+        self.seen: set[str] = set()
+        self.started, self.trained = time.time(), 0
+
+    def finished_runs(self, figure: str):
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            return []
+        return self.client.search_runs(
+            [exp.experiment_id], max_results=50000,
+            filter_string=f"tags.completed = 'true' and tags.figure = '{figure}'")
 
     def eta(self) -> str:
         if not self.trained:
             return ""
-        left = (self.total - self.done) * self.trained_s / self.trained
+        left = (self.total - self.done) * (time.time() - self.started) / self.trained
         return f"  (~{left / 60:.0f} min left)" if left >= 60 else ""
 
-    def job(self, index: int, size: int, name: str, what: str, seconds: float = 0.0) -> None:
-        self.done += 1
-        if seconds:
-            self.trained, self.trained_s = self.trained + 1, self.trained_s + seconds
-        print(f"  [{self.done:>{len(str(self.total))}}/{self.total}] job {index + 1}/{size}  "
-              f"{name:<28} {what}{self.eta()}", flush=True)
+    def poll(self, figure: str, digests: set[str]) -> None:
+        for run in sorted(self.finished_runs(figure), key=lambda r: r.info.end_time or 0):
+            digest = run.data.tags.get("config_hash")
+            if digest not in digests or digest in self.seen:
+                continue
+            self.seen.add(digest)
+            self.done, self.trained = self.done + 1, self.trained + 1
+            seconds = ((run.info.end_time or 0) - run.info.start_time) / 1000
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in sorted(run.data.metrics.items())
+                                if k.startswith("test/"))
+            print(f"  [{self.done:>{len(str(self.total))}}/{self.total}] {figure}  "
+                  f"{run.info.run_name:<28} {seconds:4.0f} s  {metrics}{self.eta()}", flush=True)
 
 
-def run_sweep(figure: str, scale: str, uri: str, size: int, sweep_dir: Path, log: Path,
-              progress: Progress, threads: int | None = None) -> int:
-    """``python -m src.run -m +figure=F +scale=S ...``, its output to ``log``; the exit code."""
+def sweep_command(figure: str, scale: str, uri: str, sweep_dir: Path, jobs: int) -> list[str]:
+    """``python -m src.run -m +figure=F +scale=S ...``; ``jobs`` > 1: Hydra's joblib launcher
+    runs that many jobs at once (processes of its own, one store)."""
     cmd = [sys.executable, "-m", "src.run", "-m", f"+figure={figure}", f"+scale={scale}",
            f"mlflow.experiment=reproduce-{scale}", "mlflow.skip_finished=true",
            f"mlflow.tracking_uri={quote(uri)}", f"hydra.sweep.dir={quote(str(sweep_dir))}"]
+    if jobs > 1:
+        cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
+    return cmd
+
+
+def run_sweep(figure: str, scale: str, uri: str, digests: list[str], sweep_dir: Path, log: Path,
+              progress: Progress, threads: int | None = None, jobs: int = 1) -> int:
+    """Run one sweep, its output to ``log``, progress from the store; the exit code."""
+    cmd = sweep_command(figure, scale, uri, sweep_dir, jobs)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if threads:
+    if threads:  # inherited by the joblib workers too
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
-    index, pending = 0, None  # pending: (name, seconds) of a finished job awaiting its test line
-    with open(log, "w") as f, subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                               stderr=subprocess.STDOUT, text=True) as proc:
+    wanted = set(digests)
+    with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n")
-        for line in proc.stdout:
-            f.write(line)
-            if pending:  # a finished job: its test metrics are on the next line
-                m = TEST_LINE.match(line)
-                progress.job(index, size, pending[0], f"done in {pending[1]:.0f} s"
-                             + (f"  {m.group(1)}" if m else ""), max(pending[1], 1e-9))
-                pending = None
-            if m := JOB_START.search(line):
-                index = int(m.group(1))
-            elif m := JOB_REUSED.match(line):
-                progress.job(index, size, m.group(1), "reused")
-            elif m := JOB_DONE.match(line):
-                pending = (m.group(1), float(m.group(2)))
-            elif line.startswith("error:"):
-                print(f"  {line.rstrip()}", flush=True)
+        f.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            while proc.poll() is None:
+                time.sleep(POLL)
+                progress.poll(figure, wanted)
+        finally:
+            if proc.poll() is None:  # interrupted: stop the sweep too
+                proc.terminate()
+                proc.wait()
+    progress.poll(figure, wanted)
+    for line in log.read_text().splitlines():
+        if line.startswith("error:"):
+            print(f"  {line}", flush=True)
     return proc.returncode
+
+
+def print_plan(uri: str, experiment: str, scale: str, jobs: dict[str, list[str]],
+               complete: dict[str, int], parallel: int) -> None:
+    """Per sweep: jobs, complete, and the time left, estimated from the mean time of that
+    sweep's jobs already in the store, else from ``JOB_SECONDS``."""
+    hint = JOB_SECONDS.get(scale)
+    progress = Progress(0, 0, uri, experiment)
+    total_s, unknown = 0.0, []
+    for f, digests in jobs.items():
+        times = [((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000
+                 for r in progress.finished_runs(f)]
+        per_job = sum(times) / len(times) if times else hint
+        left = len(digests) - complete[f]
+        where = (f"mean of {len(times)} finished" if times else
+                 "a typical job of the scale" if hint else "no estimate")
+        seconds = left * per_job / parallel if per_job else None
+        if seconds is None and left:
+            unknown.append(f)
+        total_s += seconds or 0.0
+        print(f"  {f}: {len(digests)} jobs, {complete[f]} complete, {left} to run"
+              + (f", ~{seconds / 60:.0f} min ({per_job:.0f} s a job, {where}, {parallel} at once)"
+                 if seconds is not None and left else ""))
+    print(f"estimate: ~{total_s / 60:.0f} min of sweeps at {parallel} jobs at once, plus about a "
+          "minute of figures" + (f"; no estimate for {', '.join(unknown)}" if unknown else ""))
 
 
 def summary_run(uri: str, experiment: str, scale: str, files: list[Path], n_runs: int) -> str:
@@ -171,14 +236,22 @@ def main(argv=None) -> int:
                    help="where the figures go (default: outputs/figures/<scale>)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="sweep directories and logs (default: outputs/reproduce/<scale>)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="jobs run at once by Hydra's joblib launcher (default 2, one per core "
+                        "of a 2-core machine; 1: one after another, no worker processes)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per job (OMP_NUM_THREADS); 1 is fastest for tiny sizes "
-                        "on a busy machine (default: torch's choice)")
+                   help="torch threads per job (OMP_NUM_THREADS; default: 1 when jobs run in "
+                        "parallel, else torch's choice)")
     p.add_argument("--figures-only", action="store_true",
                    help="skip the sweeps: rebuild the figures from the runs already in the store")
     p.add_argument("--plan", action="store_true",
                    help="print the sweeps, their job counts and how many are complete; run nothing")
     args = p.parse_args(argv)
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        print(f"error: --jobs {args.jobs} and --threads {args.threads} must be >= 1",
+              file=sys.stderr)
+        return 2
+    threads = args.threads or (1 if args.jobs > 1 else None)
     scales = names("scale")
     if args.scale not in scales:
         print(f"error: SCALE={args.scale} is not one of {', '.join(scales)} (conf/scale/*.yaml)",
@@ -208,22 +281,20 @@ def main(argv=None) -> int:
               f"{sum(complete.values())} already complete; runs in experiment '{experiment}' "
               f"at {uri}", flush=True)
         if args.plan:
-            for f in figures:
-                print(f"  {f}: {len(jobs[f])} jobs, {complete[f]} complete")
+            print_plan(uri, experiment, scale, jobs, complete, args.jobs)
             return 0
         tracking.prepare_store(uri, experiment)
-        progress = Progress(total)
+        progress = Progress(total, sum(complete.values()), uri, experiment, args.jobs)
         for k, figure in enumerate(figures, 1):
             size, log = len(jobs[figure]), work / "logs" / f"{figure}.log"
             if complete[figure] == size:
-                progress.done += size
                 print(f"[sweep {k}/{len(figures)}] {figure}: all {size} jobs complete, reused",
                       flush=True)
                 continue
             print(f"[sweep {k}/{len(figures)}] {figure}: {size} jobs, {complete[figure]} complete "
                   f"(log: {log})", flush=True)
-            rc = run_sweep(figure, scale, uri, size, work / "sweeps" / figure, log, progress,
-                           args.threads)
+            rc = run_sweep(figure, scale, uri, jobs[figure], work / "sweeps" / figure, log,
+                           progress, threads, args.jobs)
             if rc != 0:
                 tail = log.read_text().splitlines()[-25:]
                 print("\n".join(tail), file=sys.stderr)

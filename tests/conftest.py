@@ -33,9 +33,10 @@ def tiny(benchmark: str = "copy") -> list[str]:
     return common + sizes
 
 
-def compose_config(overrides: list[str]):
+def compose_config(overrides: list[str], hydra: bool = False):
+    """The real config with ``overrides`` (``hydra``: with the ``hydra`` node, launchers...)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
 def names(group: str) -> list[str]:

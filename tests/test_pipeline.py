@@ -145,8 +145,11 @@ def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store):
 
 
 def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
+    """Two jobs at a time (Hydra's joblib launcher, as `make reproduce` runs them) on a fresh
+    store: every run lands, once, finished."""
     uri, client = store
     proc = run_cli(["-m", "cell=gru", "warmup=none,partial", *tiny(),
+                    "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                     f"mlflow.tracking_uri={uri}", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = client.get_experiment_by_name("warmup")

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, compose_config, names
 from omegaconf import OmegaConf
 
-from src.reproduce import job_count
+from src.reproduce import job_count, main, sweep_axes, sweep_command, sweep_jobs
 from src.run import check_config
 
 SCALES = names("scale")
@@ -20,12 +20,9 @@ FIGURES = names("figure")
 
 
 def _axes(figure: str, scale: str) -> dict[str, list[str]]:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"+figure={figure}", f"+scale={scale}"],
-                      return_hydra_config=True)
-    return {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    """``{key: [values]}`` of a sweep's grid, from the same expansion the runner uses."""
+    return {axis[0].split("=")[0]: [o.split("=", 1)[1] for o in axis]
+            for axis in sweep_axes(figure, scale)}
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -42,6 +39,31 @@ def test_every_figure_sweep_composes_at_every_scale(figure, scale):
         resolved = OmegaConf.to_container(cfg, resolve=True)  # every size interpolates
         check_config(cfg)
         assert resolved["figure"] == figure
+
+
+def test_the_grid_is_the_product_of_the_axes_in_launch_order():
+    jobs = sweep_jobs("multistability_curves", "smoke")
+    assert jobs[:2] == [["+figure/benchmark=copy", "cell=gru", "warmup=none", "seed=0"],
+                        ["+figure/benchmark=copy", "cell=gru", "warmup=none", "seed=1"]]
+    assert len(jobs) == len({tuple(j) for j in jobs}) == 2 * 3 * 2
+
+
+def test_parallel_jobs_use_hydras_joblib_launcher(tmp_path):
+    one = sweep_command("precision", "cpu", "sqlite:///x.db", tmp_path, jobs=1)
+    two = sweep_command("precision", "cpu", "sqlite:///x.db", tmp_path, jobs=2)
+    assert not any("launcher" in a for a in one)
+    assert two[len(one):] == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    cfg = compose_config(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], hydra=True)
+    assert cfg.hydra.launcher.n_jobs == 2 and "Joblib" in cfg.hydra.launcher._target_
+
+
+def test_the_slurm_launcher_config_composes_without_a_cluster():
+    cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                          "mlflow.tracking_uri=http://mlflow.example.org:5000"], hydra=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 240)
+    assert cfg.mlflow.tracking_uri == "http://mlflow.example.org:5000"
 
 
 def test_bad_scale_is_one_line_error():
@@ -160,9 +182,9 @@ def test_figures_on_an_empty_experiment_say_so(store, tmp_path, capsys):
 # ------------------------------------------------------------------ the smoke chain
 # About 80 s on two quiet cores (both invocations): in the default run. Mark it `slow` if it
 # grows past ~3 minutes.
-def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store):
+def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     uri, client = store
-    cmd = [sys.executable, "-m", "src.reproduce", "--scale", "smoke", "--threads", "1",
+    cmd = [sys.executable, "-m", "src.reproduce", "--scale", "smoke", "--jobs", "1", "--threads", "1",
            "--tracking-uri", uri, "--out", str(tmp_path / "figures"),
            "--work-dir", str(tmp_path / "work")]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -188,3 +210,10 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert again.stdout.count("jobs complete, reused") == len(FIGURES)  # nothing launched
     assert len(client.search_runs([exp.experiment_id])) == total + 1
+    # progress lines come from the store: one per job, each naming its run
+    assert first.stdout.count(f"/{total}] ") == total
+    assert f"[{total}/{total}] precision_parallel  " in first.stdout
+
+    assert main(["--scale", "smoke", "--plan", "--tracking-uri", uri]) == 0
+    plan = capsys.readouterr().out
+    assert f"{total} jobs, {total} already complete" in plan and "~0 min of sweeps" in plan
