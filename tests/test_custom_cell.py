@@ -7,12 +7,13 @@ run through the real entry point with warm-up, as the README shows.
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, run_cli, tiny
 from torch import nn
 
-from src.cells.base import RecurrentCell
+from src.cells.base import RecurrentCell, matmul_over_time
 
 
 class LeakyCell(RecurrentCell):
@@ -40,6 +41,47 @@ class LeakyCell(RecurrentCell):
     def fused_step(self, gx_t, state, weights):
         (h,), (w_hh,) = state, weights
         return ((1 - self.leak) * h + self.leak * torch.tanh(gx_t + h @ w_hh.t()),), None
+
+
+class FastLeaky(LeakyCell):
+    """The README's ``Leaky`` with the fast path's hand-written backward. The hooks are
+    instance methods that read the cell's own hyper-parameter (``self.leak``)."""
+
+    def fused_step(self, gx_t, state, weights):
+        (h,), (w_hh,) = state, weights
+        n = torch.tanh(gx_t + h @ w_hh.t())
+        return (torch.lerp(h, n, self.leak),), n  # (1 - leak) h + leak n; aux: n
+
+    def fused_step_backward(self, d_state, prev, aux, weights, d_gx):
+        (dh,), _, n, (w_hh,) = d_state, prev, aux, weights
+        torch.mul(dh * self.leak, 1 - n * n, out=d_gx)  # the pre-activation's gradient
+        return (dh * (1 - self.leak) + d_gx @ w_hh,), None
+
+    def fused_weight_grads(self, d_gx, d_rec, h0, ys, auxes, weights, needs):
+        return (matmul_over_time(d_gx, h0, ys) if needs[0] else None,)
+
+
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_own_cell_with_a_backward_matches_autograd(with_lengths):
+    """The fast loop hands the hooks the cell instance: a backward that reads ``self.leak``
+    gives autograd's outputs and gradients (weights, inputs, initial state)."""
+    torch.manual_seed(0)
+    fast = FastLeaky(3, 5, leak=0.3).double()
+    slow = FastLeaky(3, 5, leak=0.3).double()
+    slow.load_state_dict(fast.state_dict())
+    slow.fast = False
+    x = torch.randn(7, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([7, 2, 5, 1]) if with_lengths else None
+    results = []
+    for cell in (fast, slow):
+        y, (h,) = cell(x, (h0,), lengths)
+        (y.pow(2).sum() + h.sin().sum()).backward()
+        results.append([y, h, x.grad.clone(), h0.grad.clone(),
+                        *(p.grad.clone() for p in cell.parameters())])
+        x.grad = h0.grad = None
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
 
 
 def test_own_cell_matches_its_equation():

@@ -22,8 +22,14 @@ A subclass provides:
   operations only, so that autograd can differentiate it too);
 * ``reset_parameters()``: the cell's initialisation;
 * optionally, for the fast path, ``fused_step_backward`` and
-  ``fused_weight_grads`` (see the comment in the class body), or a whole-sequence
+  ``fused_weight_grads`` (documented on the class body), or a whole-sequence
   ``sequence_kernel``.
+
+The hooks are called on the cell *instance*, on both paths, so they may read the
+cell's hyper-parameters (``self.leak``); the built-in cells write them as static
+methods, which is the same call. The layer's output at each step is the first
+state tensor ``h`` (``state[0]``), on both paths: a cell whose output differs from
+its state is out of this contract.
 
 ``step(gx_t, state) -> new_state`` is ``fused_step`` seen through autograd: the
 equations are written once and serve both paths. A cell may instead override
@@ -92,21 +98,32 @@ class RecurrentCell(nn.Module):
     def recurrent_weights(self) -> tuple[Tensor, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @staticmethod
-    def fused_step(gx_t: Tensor, state: State, weights: tuple[Tensor, ...]):  # pragma: no cover
+    def fused_step(self, gx_t: Tensor, state: State, weights: tuple[Tensor, ...]):
         """One step of the equations: ``(new_state, aux)``. Out-of-place ops only."""
-        raise NotImplementedError
+        raise NotImplementedError  # pragma: no cover - abstract
 
-    # Optional, for the fast path:
-    # ``fused_step_backward(d_state, state_prev, aux, weights, d_gx_t) -> (d_state_prev,
-    # d_rec_t)`` maps the gradient with respect to the new state to the gradients
-    # with respect to the previous state and, written into the buffer ``d_gx_t``
-    # ``(N, G)``, to the step's input projection; ``d_rec_t`` is anything more that
-    # ``fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs)`` needs to form
-    # the recurrent weights' gradients (``d_gx``: ``(L, N, G)``; ``d_rec``, ``auxes``:
-    # lists over time; ``h0``: initial h; ``ys``: the ``(L, N, H)`` outputs, so
-    # ``h_{t-1}`` is ``ys[t-1]``; ``needs``: which weights need a gradient).
+    #: Optional, for the fast path (``None``: the fast path falls back to autograd):
+    #:
+    #: ``fused_step_backward(d_state, prev, aux, weights, d_gx_t) -> (d_prev, d_rec_t)``,
+    #: one step backwards in time:
+    #:
+    #: * ``d_state``: gradient of the loss with respect to the step's new state (tuple);
+    #: * ``prev``: the state the step started from (tuple); ``aux``: what ``fused_step``
+    #:   returned beside the new state; ``weights``: ``recurrent_weights()``;
+    #: * ``d_gx_t`` ``(N, G)``: a buffer to *write* (in place) the gradient with respect to
+    #:   the step's slice of the input projection;
+    #: * returns the gradient with respect to ``prev`` (tuple), and ``d_rec_t``: anything
+    #:   more ``fused_weight_grads`` needs (``None`` if nothing).
     fused_step_backward = None
+
+    #: ``fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs) -> tuple``, once per
+    #: sequence, the gradients of ``recurrent_weights()`` (``None`` where not needed):
+    #:
+    #: * ``d_gx`` ``(L, N, G)``: every step's ``d_gx_t``; ``d_rec``, ``auxes``: lists over
+    #:   time of ``d_rec_t`` and ``aux``;
+    #: * ``h0``: the initial ``h``; ``ys`` ``(L, N, H)``: the outputs, so ``h_{t-1}`` is
+    #:   ``ys[t-1]`` (:func:`matmul_over_time` forms ``sum_t d[t]^T h_{t-1}``);
+    #: * ``needs``: per weight, whether it needs a gradient.
     fused_weight_grads = None
 
     #: Whether the fast path may hand a whole sequence without ``lengths`` to
@@ -121,10 +138,6 @@ class RecurrentCell(nn.Module):
     def step(self, gx_t: Tensor, state: State) -> State:
         """The recurrent part of one time step (differentiable by autograd)."""
         return self.fused_step(gx_t, state, self.recurrent_weights())[0]
-
-    def output(self, state: State) -> Tensor:
-        """The layer's output for a state: ``h`` (the first state tensor)."""
-        return state[0]
 
     def zero_state(self, batch: int, like: Tensor) -> State:
         z = like.new_zeros(batch, self.hidden_size)
@@ -158,9 +171,9 @@ class RecurrentCell(nn.Module):
             weights = self.recurrent_weights()
             tensors = (gx, *state, *weights)
             if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-                ys, *state = FusedLoop.apply(type(self), keep, *tensors)
+                ys, *state = FusedLoop.apply(self, keep, *tensors)
             else:
-                ys, state, _ = run_loop(type(self), gx, state, weights, keep, save=False)
+                ys, state, _ = run_loop(self, gx, state, weights, keep, save=False)
             return ys, tuple(state)
 
         outputs = []
@@ -172,7 +185,7 @@ class RecurrentCell(nn.Module):
             if keep_t is not None:
                 new = tuple(torch.where(keep_t, n, s) for n, s in zip(new, state))
             state = new
-            outputs.append(self.output(state))
+            outputs.append(state[0])  # the output is h, as on the fast path
         return torch.stack(outputs), state
 
     def extra_repr(self) -> str:
@@ -180,8 +193,9 @@ class RecurrentCell(nn.Module):
 
 
 # -- the fast path ------------------------------------------------------------
-def run_loop(cell_type, gx: Tensor, state: State, weights, keep: Tensor | None, save: bool):
-    """Forward time loop without autograd.
+def run_loop(cell: RecurrentCell, gx: Tensor, state: State, weights, keep: Tensor | None,
+             save: bool):
+    """Forward time loop of ``cell`` without autograd.
 
     Returns ``(y_seq, final_state, (states, auxes))``; with ``save``, the lists of
     each step's state tensors beyond ``h`` (after ``lengths`` masking; ``h`` is
@@ -191,7 +205,7 @@ def run_loop(cell_type, gx: Tensor, state: State, weights, keep: Tensor | None, 
     keeps = keep.unbind(0) if keep is not None else [None] * gx.shape[0]
     with torch.no_grad():
         for gx_t, keep_t in zip(gx.unbind(0), keeps):
-            new, aux = cell_type.fused_step(gx_t, state, weights)
+            new, aux = cell.fused_step(gx_t, state, weights)
             if keep_t is not None:
                 new = tuple(torch.where(keep_t, n, s) for n, s in zip(new, state))
             state = new
@@ -205,17 +219,18 @@ def run_loop(cell_type, gx: Tensor, state: State, weights, keep: Tensor | None, 
 class FusedLoop(torch.autograd.Function):
     """The whole time loop as one autograd node, with a hand-written backward.
 
-    ``apply(cell_type, keep, gx, *state, *weights) -> (y_seq, *final_state)``.
+    ``apply(cell, keep, gx, *state, *weights) -> (y_seq, *final_state)``: ``cell`` is the
+    instance, whose hooks run the steps forwards and backwards.
     """
 
     @staticmethod
-    def forward(ctx, cell_type, keep, gx, *tensors):
-        n = cell_type.state_size
+    def forward(ctx, cell, keep, gx, *tensors):
+        n = cell.state_size
         state, weights = tuple(tensors[:n]), tuple(tensors[n:])
-        ys, final, (states, auxes) = run_loop(cell_type, gx, state, weights, keep, save=True)
+        ys, final, (states, auxes) = run_loop(cell, gx, state, weights, keep, save=True)
         # Intermediates (neither inputs nor outputs) may be kept on ctx directly;
         # outputs may not (reference cycle), hence the clones of the final state.
-        ctx.cell_type, ctx.n_state = cell_type, n
+        ctx.cell, ctx.n_state = cell, n
         ctx.states, ctx.auxes, ctx.keep, ctx.gx_shape = states, auxes, keep, gx.shape
         ctx.save_for_backward(ys, *state, *weights)
         return (ys, *(s.clone() for s in final))
@@ -223,7 +238,7 @@ class FusedLoop(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_ys, *d_final):
-        cell_type, n = ctx.cell_type, ctx.n_state
+        cell, n = ctx.cell, ctx.n_state
         ys, *saved = ctx.saved_tensors
         state0, weights = tuple(saved[:n]), tuple(saved[n:])
         states, auxes, keep = ctx.states, ctx.auxes, ctx.keep
@@ -240,13 +255,13 @@ class FusedLoop(torch.autograd.Function):
             if keeps is not None:  # samples past their length: the state is carried over
                 d_around = tuple(torch.where(keeps[t], 0.0, d) for d in d_state)
                 d_state = tuple(torch.where(keeps[t], d, 0.0) for d in d_state)
-            d_prev, d_rec[t] = cell_type.fused_step_backward(
+            d_prev, d_rec[t] = cell.fused_step_backward(
                 d_state, prev, auxes[t], weights, d_gx_t[t]
             )
             if keeps is not None:
                 d_prev = tuple(a + b for a, b in zip(d_prev, d_around))
             d_state = d_prev
-        d_weights = cell_type.fused_weight_grads(
+        d_weights = cell.fused_weight_grads(
             d_gx, d_rec, state0[0], ys, auxes, weights, ctx.needs_input_grad[3 + n :]
         )
         return (None, None, d_gx, *d_state, *d_weights)

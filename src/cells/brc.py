@@ -9,6 +9,28 @@ from torch import Tensor, nn
 from src.cells.base import RecurrentCell, State
 
 
+def bistable_update(gx_h: Tensor, h: Tensor, c: Tensor, a: Tensor):
+    """The update BRC and nBRC share, given their gates: ``((h',), aux)`` with
+    ``h' = c h + (1 - c) tanh(gx_h + a h)`` and ``aux = (c, a, h~)``."""
+    h_tilde = torch.tanh(torch.addcmul(gx_h, a, h))
+    return (torch.lerp(h_tilde, h, c),), (c, a, h_tilde)
+
+
+def bistable_backward(dh: Tensor, h: Tensor, aux, d_gx: Tensor) -> Tensor:
+    """The derivative lines BRC and nBRC share. Writes into ``d_gx`` ``(N, 3H)`` the gradients
+    of the pre-activations of c, a and h~ (blocks in that order), and returns the part of
+    the gradient of the previous h that does not pass through the gates' recurrent weights,
+    ``dh c + d_h~ a``; each cell adds its own recurrent term."""
+    c, a, h_tilde = aux
+    d_pc, d_pa, d_ph = d_gx.split(h.shape[-1], 1)  # written in place: pre-activations
+    dh_c = dh * c
+    one = torch.ones_like(h[0])
+    torch.mul(dh - dh_c, torch.addcmul(one, h_tilde, h_tilde, value=-1), out=d_ph)  # tanh'
+    torch.mul(d_ph * h, torch.addcmul(2 * a, a, a, value=-1), out=d_pa)  # a (2 - a) = tanh'
+    torch.mul(dh * (h - h_tilde), torch.addcmul(c, c, c, value=-1), out=d_pc)  # sigmoid'
+    return torch.addcmul(dh_c, d_ph, a)
+
+
 class BRC(RecurrentCell):
     r"""BRC: each unit is bistable when its feedback ``a`` exceeds 1.
 
@@ -65,20 +87,14 @@ class BRC(RecurrentCell):
         gx_c, gx_a, gx_h = gx_t.split(h.shape[-1], 1)
         c = torch.sigmoid(torch.addcmul(gx_c, w_c, h))
         a = 1 + torch.tanh(torch.addcmul(gx_a, w_a, h))
-        h_tilde = torch.tanh(torch.addcmul(gx_h, a, h))
-        return (torch.lerp(h_tilde, h, c),), (c, a, h_tilde)  # c h + (1 - c) h_tilde
+        return bistable_update(gx_h, h, c, a)
 
     @staticmethod
     def fused_step_backward(d_state, prev, aux, weights, d_gx):
-        (dh,), (h,), (c, a, h_tilde), (w_c, w_a) = d_state, prev, aux, weights
-        d_pc, d_pa, d_ph = d_gx.split(h.shape[-1], 1)  # written in place: pre-activations
-        dh_c = dh * c
-        one = torch.ones_like(h[0])
-        torch.mul(dh - dh_c, torch.addcmul(one, h_tilde, h_tilde, value=-1), out=d_ph)  # tanh'
-        torch.mul(d_ph * h, torch.addcmul(2 * a, a, a, value=-1), out=d_pa)  # a (2 - a) = tanh'
-        torch.mul(dh * (h - h_tilde), torch.addcmul(c, c, c, value=-1), out=d_pc)  # sigmoid'
-        d_h = torch.addcmul(dh_c, d_ph, a).addcmul_(d_pa, w_a).addcmul_(d_pc, w_c)
-        return (d_h,), None
+        (dh,), (h,), (w_c, w_a) = d_state, prev, weights
+        d_h = bistable_backward(dh, h, aux, d_gx)
+        d_pc, d_pa, _ = d_gx.split(h.shape[-1], 1)
+        return (d_h.addcmul_(d_pa, w_a).addcmul_(d_pc, w_c),), None
 
     @staticmethod
     def fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs):

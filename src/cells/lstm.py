@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from src.cells.base import RecurrentCell, State, matmul_over_time
 
@@ -66,10 +67,18 @@ class LSTM(RecurrentCell):
     has_sequence_kernel = True
 
     def sequence_kernel(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
-        """PyTorch's LSTM kernel (oneDNN on CPU, cuDNN on GPU) on our parameters."""
+        """PyTorch's own LSTM (oneDNN on CPU, cuDNN on GPU) on this cell's parameters: a
+        one-layer ``nn.LSTM`` without weights of its own (on the meta device, so building it
+        draws no random numbers) is called through :func:`torch.func.functional_call`."""
+        kernel = self.__dict__.get("_kernel")
+        if kernel is None:  # kept out of the module tree: no state_dict entries, no .to()
+            kernel = nn.LSTM(self.input_size, self.hidden_size, device="meta")
+            object.__setattr__(self, "_kernel", kernel)
+        kernel.train(self.training)
+        weights = {"weight_ih_l0": self.weight_ih, "weight_hh_l0": self.weight_hh,
+                   "bias_ih_l0": self.bias_ih, "bias_hh_l0": self.bias_hh}
         h0, c0 = (s.unsqueeze(0) for s in state)
-        weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
-        y, h, c = torch.lstm(x_seq, (h0, c0), weights, True, 1, 0.0, self.training, False, False)
+        y, (h, c) = functional_call(kernel, weights, (x_seq, (h0, c0)))
         return y, (h.squeeze(0), c.squeeze(0))
 
     @staticmethod

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.cells.base import RecurrentCell, State, matmul_over_time
+from src.cells.brc import bistable_backward, bistable_update
 
 
 class NBRC(RecurrentCell):
@@ -59,22 +60,13 @@ class NBRC(RecurrentCell):
         H = h.shape[-1]
         gx_ca, gx_h = gx_t.split([2 * H, H], 1)
         pre_c, pre_a = torch.addmm(gx_ca, h, w_hh.t()).split(H, 1)
-        c = torch.sigmoid(pre_c)
-        a = 1 + torch.tanh(pre_a)
-        h_tilde = torch.tanh(torch.addcmul(gx_h, a, h))
-        return (torch.lerp(h_tilde, h, c),), (c, a, h_tilde)  # c h + (1 - c) h_tilde
+        return bistable_update(gx_h, h, torch.sigmoid(pre_c), 1 + torch.tanh(pre_a))
 
     @staticmethod
     def fused_step_backward(d_state, prev, aux, weights, d_gx):
-        (dh,), (h,), (c, a, h_tilde), (w_hh,) = d_state, prev, aux, weights
-        H = h.shape[-1]
-        d_pc, d_pa, d_ph = d_gx.split(H, 1)  # written in place: pre-activations
-        dh_c = dh * c
-        one = torch.ones_like(h[0])
-        torch.mul(dh - dh_c, torch.addcmul(one, h_tilde, h_tilde, value=-1), out=d_ph)  # tanh'
-        torch.mul(d_ph * h, torch.addcmul(2 * a, a, a, value=-1), out=d_pa)  # a (2 - a) = tanh'
-        torch.mul(dh * (h - h_tilde), torch.addcmul(c, c, c, value=-1), out=d_pc)  # sigmoid'
-        return (torch.addmm(torch.addcmul(dh_c, d_ph, a), d_gx[:, : 2 * H], w_hh),), None
+        (dh,), (h,), (w_hh,) = d_state, prev, weights
+        d_h = bistable_backward(dh, h, aux, d_gx)
+        return (torch.addmm(d_h, d_gx[:, : 2 * h.shape[-1]], w_hh),), None
 
     @staticmethod
     def fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs):
