@@ -149,15 +149,15 @@ def test_warm_up_makes_torch_gru_and_lstm_multistable():
     """Claims 1 and 2 through the library, as a rate over seeds (never one seed).
 
     2 x 16 ``nn.GRU`` and ``nn.LSTM``, 64 random sequences of length 40, 60 warm-up steps,
-    VAA over the 200 steps warm-up trains on, 4 seeds each. Measured rates of "at least 4
+    VAA over the 200 steps warm-up trains on, 3 seeds each. Measured rates of "at least 4
     of 32 attractors after warm-up" (1 thread, seeds 0-11): GRU 11/12, LSTM 7/12; pooled
-    p ~ 0.75. The bound (at least 2 of 8) fails with probability
-    P(Bin(8, 0.75) <= 1) ~ 4e-4. Untouched, all 24 runs were monostable (1 attractor); the
-    bound asks for 6 of 8.
+    p ~ 0.75. The bound (at least 1 of 6) fails with probability
+    P(Bin(6, 0.75) = 0) ~ 2e-4. Untouched, all 24 runs were monostable (1 attractor); the
+    bound asks for 5 of 6.
     """
     monostable = multistable = 0
     for kind in (nn.GRU, nn.LSTM):
-        for seed in range(4):
+        for seed in range(3):
             torch.manual_seed(seed)
             module = kind(3, 16, num_layers=2)
             x = torch.randn(40, 64, 3)
@@ -166,5 +166,5 @@ def test_warm_up_makes_torch_gru_and_lstm_multistable():
             after = measure_vaa(module, x, steps=200)
             monostable += before.attractors <= 2
             multistable += after.attractors >= 4
-    assert monostable >= 6
-    assert multistable >= 2
+    assert monostable >= 5
+    assert multistable >= 1
