@@ -90,7 +90,9 @@ def check_types(cfg: DictConfig) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Type and range checks of the plain keys, before anything is built (one-line errors)."""
+    """Type and range checks of the plain keys, before anything is built (one-line errors).
+    Each key has its rule in one place: the benchmark's keys and ``trainer.batch_size`` are
+    checked by the data module (src/benchmarks/base.py), when it is built."""
     check_types(cfg)
     rules = [
         ("warmup.fraction", 0 <= cfg.warmup.fraction <= 1, "must be in [0, 1]"),
@@ -104,7 +106,6 @@ def check_config(cfg: DictConfig) -> None:
         ("net.hidden_size", cfg.net.hidden_size >= 1, "must be >= 1"),
         ("net.num_layers", cfg.net.num_layers >= 1, "must be >= 1"),
         ("trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1"),
-        ("trainer.batch_size", cfg.trainer.batch_size >= 2, "must be >= 2 (VAA* compares samples)"),
         ("trainer.lr", cfg.trainer.lr > 0, "must be > 0"),
         ("trainer.threads", cfg.trainer.threads is None or cfg.trainer.threads >= 1,
          "must be >= 1 or null (torch's default)"),
@@ -136,7 +137,9 @@ def abort(err: Exception) -> None:
 
 # ---------------------------------------------------------------------- build
 def make_cell_factory(cell_cfg: DictConfig, seq_length: int):
-    """``(input_size, hidden_size) -> cell``; a ``t_max: null`` key means the benchmark's length."""
+    """``(input_size, hidden_size) -> cell``. A cell key ``t_max: null`` (the chrono LSTM's)
+    is the one key filled from the data: the benchmark's sequence length (the image
+    benchmarks' length is known only once they are built, so no interpolation can say it)."""
     extra = {"t_max": seq_length} if "t_max" in cell_cfg and cell_cfg.t_max is None else {}
     return instantiate(cell_cfg, _partial_=True, **extra)
 

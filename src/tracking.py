@@ -77,13 +77,13 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 
 #: Keys that change how a run is shown or where it is logged, not what it computes.
-NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads"}
+NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pictures"}
 
 
 def config_hash(tree: dict) -> str:
     """A short stable digest of what a resolved config computes: equal digests, equal runs.
 
-    Leaves out ``NOT_HASHED`` (the tracking section, display and thread settings, and the
+    Leaves out ``NOT_HASHED`` (the tracking section, display, picture and thread settings, and the
     ``sizes`` table of a reproduce scale, whose values reach the run through the keys
     ``benchmark.*``, ``net.*`` and ``trainer.*`` that are hashed).
     """

@@ -316,9 +316,11 @@ def test_bad_values_raise_one_line_naming_the_key(name, overrides, key, mnist_di
 
 
 def test_bad_batch_size():
-    with pytest.raises(ValueError, match="trainer.batch_size"):
-        CopyFirstInput(batch_size=0, seq_length=5, train_size=10, test_size=5)
-    assert Denoising(batch_size=1, seq_length=11, train_size=2, test_size=1).n_val == 1
+    """The one rule for trainer.batch_size: at least 2, since warm-up compares samples."""
+    for size in (0, 1):
+        with pytest.raises(ValueError, match=r"trainer.batch_size=.* compares samples"):
+            CopyFirstInput(batch_size=size, seq_length=5, train_size=10, test_size=5)
+    assert Denoising(batch_size=2, seq_length=11, train_size=2, test_size=1).n_val == 1
 
 
 # -- MNIST: IDX files --------------------------------------------------------------------

@@ -87,14 +87,17 @@ def _log_run(client, exp_id, figure, bench, cell, variant, seed, completed=True,
     """A run as src/run.py logs it: tags, params, metric histories with their steps."""
     from mlflow.entities import Metric, Param
 
-    warm = "none" if variant == "parallel" else variant
+    warm = variant
     tags = {"cell": cell, "benchmark": bench, "warmup": warm, "seed": str(seed), "figure": figure,
             "config_hash": f"{figure}-{bench}-{cell}-{variant}-{seed}"}
     if completed:
         tags["completed"] = "true"
     run_id = client.create_run(exp_id, run_name=f"{cell}-{variant}-{bench}-s{seed}",
                                tags=tags).info.run_id
-    params = {"net.parallel": str(variant == "parallel"), "vaa.group_size": "32"}
+    fraction = {"none": 0.0, "full": 1.0, "partial": 0.5, "parallel": 0.5}[variant]
+    params = {"net.parallel": "False", "vaa.group_size": "32", "warmup.fraction": str(fraction),
+              "warmup.steps": "0" if variant in ("none", "parallel") else "100",
+              "warmup.method": "paper"}
     epochs, n_final = 3, ATTRACTORS[variant][seed]
     loss = LOSS[variant][seed] if loss is None else loss
     m = [Metric("attractors", 1.0, 0, 0), Metric("vaa", 1 / 32, 0, 0)]  # init: monostable
@@ -120,8 +123,7 @@ def synthetic(store):
         _log_run(client, exp_id, "multistability_curves", "copy", cell, variant, seed)
     for bench, cell, variant, seed in itertools.product(("denoising", "seq_digits"), CELLS,
                                                         LOSS, range(3)):
-        sweep = "precision_parallel" if variant == "parallel" else "precision"
-        _log_run(client, exp_id, sweep, bench, cell, variant, seed)
+        _log_run(client, exp_id, "precision", bench, cell, variant, seed)
     # the same configuration run twice (two overlapping sweeps): counted once
     _log_run(client, exp_id, "multistability_curves", "copy", "lstm", "full", 0)
     # an interrupted run: never counted
@@ -169,6 +171,23 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     assert "copy: Spearman rho(VAA after warm-up, test loss) = -" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("tags", "params", "expected"), [
+    ({"warmup": "partial"}, {"warmup.fraction": "0.5", "warmup.steps": "100"}, "partial"),
+    ({"warmup": "partial"}, {"warmup.fraction": "0.25", "warmup.steps": "100"}, "partial-0.25"),
+    ({"warmup": "full"}, {"warmup.fraction": "1.0", "warmup.steps": "100",
+                          "warmup.method": "robust"}, "full-robust"),
+    ({"warmup": "parallel"}, {"warmup.fraction": "0.5", "warmup.steps": "0"}, "parallel"),
+    ({"warmup": "none"}, {"warmup.fraction": "0.0", "net.parallel": "True"}, "parallel"),
+    ({"warmup": "none"}, {"warmup.fraction": "0.0", "warmup.steps": "100"}, "none"),
+    ({"warmup": "partial"}, {"warmup.fraction": "0.5", "warmup.steps": "0"}, "parallel"),
+    ({"warmup": "none"}, {"net.parallel": "True"}, "parallel"),  # no warm-up params logged
+])
+def test_the_variant_comes_from_the_logged_params_not_the_name(tags, params, expected):
+    from src.figures.common import variant
+
+    assert variant(tags, params) == expected
+
+
 def test_figures_on_an_empty_experiment_say_so(store, tmp_path, capsys):
     from src.figures import build_all, make_all
 
@@ -212,7 +231,7 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     assert len(client.search_runs([exp.experiment_id])) == total + 1
     # progress lines come from the store: one per job, each naming its run
     assert first.stdout.count(f"/{total}] ") == total
-    assert f"[{total}/{total}] precision_parallel  " in first.stdout
+    assert f"[{total}/{total}] precision  gru-parallel-" in first.stdout
 
     assert main(["--scale", "smoke", "--plan", "--tracking-uri", uri]) == 0
     plan = capsys.readouterr().out

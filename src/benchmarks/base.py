@@ -91,7 +91,7 @@ class SequenceDataModule(pl.LightningDataModule):
 
     def __init__(self, batch_size: int, train_size: int, test_size: int, data_seed: int) -> None:
         super().__init__()
-        check_int("trainer.batch_size", batch_size, 1)
+        check_int("trainer.batch_size", batch_size, 2, "warm-up's VAA* compares samples")
         check_int(
             "benchmark.train_size",
             train_size,

@@ -1,7 +1,8 @@
 """Figure 3 (claims 3, 4): the final test metric per cell without warm-up, with full and
 partial warm-up, and with the parallel structure but no warm-up (the ablation), one panel
 per benchmark (MSE for regression, accuracy for classification); mean ± std over seeds,
-seeds as dots. Sweeps: precision, precision_parallel.
+seeds as dots. Sweep: precision (precision_parallel: its ablation runs in stores made before
+the two were one sweep).
 
     python -m src.figures.precision --experiment reproduce-cpu --out outputs/figures
 """
