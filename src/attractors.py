@@ -85,7 +85,9 @@ def attractor_labels(final: Tensor, eps: float = EPS) -> Tensor:
 @torch.no_grad()
 def trajectories(net, inputs: Tensor, steps: int, group_size: int, seed: int,
                  eps: float = EPS) -> Trajectories:
-    """The first group of ``measure_vaa(net, inputs, steps, group_size, seed=seed)``, traced."""
+    """The first group of ``measure_vaa(net, inputs, steps, group_size, seed=seed)``, traced
+    (on the net's device; the trajectories come back on the CPU)."""
+    inputs = inputs.to(next(net.parameters()).device)
     L, total, input_size = inputs.shape
     gen = torch.Generator().manual_seed(seed)
     # the same draws, in the same order, as src.vaa.settled_states
@@ -109,9 +111,9 @@ def trajectories(net, inputs: Tensor, steps: int, group_size: int, seed: int,
     _, window = net.recurrent(u.expand(SETTLE_WINDOW - 1, group_size, input_size), one)
     net.train(was_training)
     final = path[-1]
-    return Trajectories(torch.stack(path), times, is_settled(final, flat_state(one),
-                                                             flat_state(window)),
-                        attractor_labels(final, eps))
+    return Trajectories(torch.stack(path).cpu(), times,
+                        is_settled(final, flat_state(one), flat_state(window)).cpu(),
+                        attractor_labels(final, eps).cpu())
 
 
 def pca_2d(*paths: Tensor) -> tuple[Tensor, Tensor]:

@@ -13,7 +13,6 @@ plain Python arguments.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import sys
 import time
@@ -34,7 +33,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from src import tracking
 from src.rnn import StackedRNN
 from src.supervised import SupervisedModule
-from src.vaa import measure_vaa, vaa_metrics
+from src.vaa import INIT_STEP, WARMUP_STEP, VAAMeter, vaa_metrics
 from src.warmup import METHODS, WarmupModule
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -217,51 +216,50 @@ def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs)
 
 
 # ---------------------------------------------------------------- the method
-def train(cfg: DictConfig, dm, net: StackedRNN, vaa_inputs, logger, out_dir: Path) -> dict:
-    vaa_kwargs = dict(steps=cfg.vaa.steps, group_size=cfg.vaa.group_size, eps=cfg.vaa.eps,
-                      seed=cfg.seed)
-
-    def log_vaa(step: int):
-        m = measure_vaa(net, vaa_inputs, **vaa_kwargs)
-        logger.log_metrics(vaa_metrics(m), step=step)
-        return m
-
-    initial = log_vaa(0)
-    result = {"vaa/init": initial.vaa, "settled/init": initial.settled}
+def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir: Path) -> dict:
+    """The method: measure, warm up, measure, then fit (measuring after every epoch) and test.
+    Returns the summary numbers, the best checkpoint's path, and the weights of each stage."""
+    result: dict = {}
     weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
-
-    # Stage 1: warm-up (skipped for warmup=none and for the parallel ablation)
-    if net.warms_up and cfg.warmup.steps > 0:
-        warm = make_warmup(cfg, dm, net)
-        batches = dm.train_dataloader()
-        epochs = math.ceil(cfg.warmup.steps / len(batches))  # passes over the inputs needed
-        make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=epochs,
-                     limit_val_batches=0, enable_checkpointing=False
-                     ).fit(warm, train_dataloaders=batches)
-        net.cpu()
+    measure(meter, net, logger, INIT_STEP, "init", result)
+    if net.warms_up and cfg.warmup.steps > 0:  # not for warmup=none nor the parallel ablation
+        warm_up(cfg, dm, net, logger, out_dir)
         weights["warmup"] = snapshot(net)
-    warmed = log_vaa(1)
-    result.update({"vaa/warmup": warmed.vaa, "settled/warmup": warmed.settled})
+    measure(meter, net, logger, WARMUP_STEP, "warmup", result)
+    result.update(fit_and_test(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger,
+                               out_dir))
+    weights["trained"] = snapshot(net)  # the best validation weights, which were tested
+    result["weights"] = weights
+    return result
 
-    # Stage 2: supervised training, keeping the best validation weights, then test
-    sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr,
-                           vaa_inputs=vaa_inputs if cfg.vaa.every_epoch else None,
-                           vaa_steps=cfg.vaa.steps, vaa_group_size=cfg.vaa.group_size,
-                           vaa_eps=cfg.vaa.eps, vaa_seed=cfg.seed)
+
+def measure(meter: VAAMeter, net, logger, step: int, stage: str, result: dict) -> None:
+    m = meter(net)
+    logger.log_metrics(vaa_metrics(m), step=step)
+    result.update({f"vaa/{stage}": m.vaa, f"settled/{stage}": m.settled})
+
+
+def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None:
+    """Stage 1: ``warmup.steps`` steps on the training inputs (as many passes as that takes)."""
+    make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=-1,
+                 limit_val_batches=0, enable_checkpointing=False
+                 ).fit(make_warmup(cfg, dm, net), train_dataloaders=dm.train_dataloader())
+
+
+def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, logger,
+                 out_dir: Path) -> dict:
+    """Stage 2: supervised training, keeping the best validation weights, which are tested."""
+    sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr, meter=meter)
     best = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss",
                            mode="min", save_top_k=1, save_weights_only=True)
     trainer = make_trainer(cfg, logger, out_dir, callbacks=[best], max_epochs=cfg.trainer.max_epochs)
     trainer.fit(sup, datamodule=dm)
     trainer.test(sup, datamodule=dm, ckpt_path="best", verbose=False)
-    net.cpu()
     logger.log_metrics(sup.test_metrics, step=cfg.trainer.max_epochs)
-    result.update(sup.test_metrics)
+    result = dict(sup.test_metrics, best_checkpoint=best.best_model_path)
     if sup.history and "vaa" in sup.history[-1]:
-        result["vaa/final"] = sup.history[-1]["vaa"]
-        result["settled/final"] = sup.history[-1]["settled"]
-    result["best_checkpoint"] = best.best_model_path
-    weights["trained"] = snapshot(net)  # the best validation weights, which were tested
-    result["weights"] = weights
+        result.update({"vaa/final": sup.history[-1]["vaa"],
+                       "settled/final": sup.history[-1]["settled"]})
     return result
 
 
@@ -269,8 +267,8 @@ def snapshot(net) -> dict:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
-def log_pictures(cfg: DictConfig, client, run_id: str, name: str, net, weights: dict,
-                 vaa_inputs, out_dir: Path) -> None:
+def log_pictures(cfg: DictConfig, run: tracking.TrackedRun, name: str, net, weights: dict,
+                 meter: VAAMeter, out_dir: Path) -> None:
     """Log the weights at initialisation and after warm-up, and draw the attractors."""
     from src import attractors
 
@@ -279,12 +277,21 @@ def log_pictures(cfg: DictConfig, client, run_id: str, name: str, net, weights: 
     for stage in ("init", "warmup"):
         if stage in weights:
             torch.save(weights[stage], folder / f"{stage}.pt")
-            client.log_artifact(run_id, str(folder / f"{stage}.pt"), "weights")
+            run.log_artifact(folder / f"{stage}.pt", "weights")
     if cfg.vaa.pictures:
-        png = attractors.picture(net, weights, vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size,
-                                 cfg.seed, cfg.vaa.eps, attractors.title_of(name, cfg),
-                                 out_dir / "attractors.png")
-        client.log_artifact(run_id, str(png))
+        run.log_artifact(attractors.picture(
+            net, weights, meter.inputs, meter.steps, meter.group_size, meter.seed, meter.eps,
+            attractors.title_of(name, cfg), out_dir / "attractors.png"))
+
+
+def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
+    choices = HydraConfig.get().runtime.choices
+    tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
+    tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
+                method=str(cfg.warmup.method))
+    if cfg.figure:
+        tags["figure"] = str(cfg.figure)
+    return tags
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -297,17 +304,11 @@ def main(cfg: DictConfig) -> float:
         check_config(cfg)
     except ValueError as err:
         abort(err)
-
-    from mlflow.tracking import MlflowClient
-
     resolved = OmegaConf.to_container(cfg, resolve=True)
     uri = tracking.resolve_uri(cfg.mlflow.tracking_uri, Path.cwd())
-    digest = tracking.config_hash(resolved)
-    name = run_name(cfg)
-    client = MlflowClient(uri)  # lazy: touches no store until used
+    digest, name = tracking.config_hash(resolved), run_name(cfg)
     if cfg.mlflow.skip_finished:  # reuse before building anything: resumed sweeps are quick
-        experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
-        done = tracking.find_completed(client, experiment_id, digest)
+        done = tracking.find_completed(uri, cfg.mlflow.experiment, digest)
         if done is not None:
             print(f"reusing completed run {name} ({done.info.run_id}) from {uri}")
             return float(done.data.metrics.get("test/loss", float("nan")))
@@ -317,42 +318,21 @@ def main(cfg: DictConfig) -> float:
         dm, net, vaa_inputs = build(cfg)
     except (ValueError, FileNotFoundError, InstantiationException) as err:
         abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
+    meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
 
-    # created only now, after the checks and the build: bad input leaves no experiment behind
-    experiment_id = tracking.prepare_store(uri, cfg.mlflow.experiment)
-    choices = HydraConfig.get().runtime.choices
-    tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
-    tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
-                method=str(cfg.warmup.method))
-    if cfg.figure:
-        tags["figure"] = str(cfg.figure)
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    run_id = run.info.run_id
+    # the run is created only now, after the checks and the build: bad input leaves none behind
+    config_file = out_dir / "config.yaml"
+    OmegaConf.save(cfg, config_file, resolve=True)
     started = time.time()
-    try:
-        params = tracking.flatten(resolved)
-        client.log_batch(run_id, params=[_param(k, v) for k, v in params.items()])
-        config_file = out_dir / "config.yaml"
-        OmegaConf.save(cfg, config_file, resolve=True)
-        client.log_artifact(run_id, str(config_file))
-        logger = RunLogger(tracking_uri=uri, run_id=run_id)
-        result = train(cfg, dm, net, vaa_inputs, logger, out_dir)
+    with tracking.open_run(uri, cfg.mlflow.experiment, name, run_tags(cfg, digest),
+                           tracking.flatten(resolved), files=[config_file]) as run:
+        logger = RunLogger(tracking_uri=uri, run_id=run.run_id)
+        result = train(cfg, dm, net, meter, logger, out_dir)
         if result["best_checkpoint"]:
-            client.log_artifact(run_id, result["best_checkpoint"], "checkpoint")
-        log_pictures(cfg, client, run_id, name, net, result.pop("weights"), vaa_inputs, out_dir)
-        client.set_tag(run_id, "completed", "true")
-        client.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    print_summary(name, run_id, uri, cfg, result, time.time() - started, out_dir)
+            run.log_artifact(result["best_checkpoint"], "checkpoint")
+        log_pictures(cfg, run, name, net, result.pop("weights"), meter, out_dir)
+    print_summary(name, run.run_id, uri, cfg, result, time.time() - started, out_dir)
     return float(result["test/loss"])
-
-
-def _param(key: str, value):
-    from mlflow.entities import Param
-
-    return Param(key, str(value))
 
 
 def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.vaa import measure_vaa, vaa_metrics
+from src.vaa import VAAMeter, epoch_step, vaa_metrics
 
 
 class SupervisedModule(pl.LightningModule):
@@ -29,11 +29,7 @@ class SupervisedModule(pl.LightningModule):
         net,
         task: str,
         lr: float = 1e-3,
-        vaa_inputs: torch.Tensor | None = None,
-        vaa_steps: int = 10_000,
-        vaa_group_size: int = 32,
-        vaa_eps: float = 1e-4,
-        vaa_seed: int = 0,
+        meter: VAAMeter | None = None,
     ):
         super().__init__()
         if task not in ("regression", "classification"):
@@ -41,8 +37,7 @@ class SupervisedModule(pl.LightningModule):
         self.net = net
         self.task = task
         self.lr = lr
-        self.vaa_inputs = vaa_inputs
-        self.vaa_kwargs = dict(steps=vaa_steps, group_size=vaa_group_size, eps=vaa_eps, seed=vaa_seed)
+        self.meter = meter  # VAA after every epoch, when given
         self._sums: dict[str, float] = {}
         self.test_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
@@ -101,11 +96,11 @@ class SupervisedModule(pl.LightningModule):
             metrics["val/acc"] = float(self.trainer.callback_metrics["val/acc"])
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=epoch)
-        if self.vaa_inputs is not None:
-            m = vaa_metrics(measure_vaa(self.net, self.vaa_inputs.to(self.device), **self.vaa_kwargs))
+        if self.meter is not None:
+            m = vaa_metrics(self.meter(self.net))
             metrics.update(m)
             if self.logger is not None:
-                self.logger.log_metrics(m, step=1 + epoch)
+                self.logger.log_metrics(m, step=epoch_step(epoch))
             self.log("vaa", m["vaa"], prog_bar=True, logger=False)
         self.history.append({"epoch": epoch, **metrics})
 

@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,10 +94,12 @@ def config_hash(tree: dict) -> str:
     return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def find_completed(client, experiment_id: str, digest: str):
-    """A run of this experiment that completed with this config digest, or None."""
-    runs = client.search_runs(
-        [experiment_id],
+def find_completed(uri: str, experiment: str, digest: str):
+    """A run of ``experiment`` that completed with this config digest, or None."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(uri).search_runs(
+        [prepare_store(uri, experiment)],
         filter_string=f"tags.config_hash = '{digest}' and tags.completed = 'true'",
         max_results=1,
     )
@@ -120,3 +124,41 @@ def git_sha(root: Path = ROOT) -> str:
     dirty = any(not line.startswith("??") or line[3:].startswith(SOURCE_DIRS)
                 for line in status.splitlines() if line.strip())
     return f"{sha}-dirty" if dirty else sha
+
+
+class TrackedRun:
+    """The MLflow run of one job, as ``open_run`` hands it to its ``with`` block."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_artifact(self, path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+
+@contextmanager
+def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
+             params: dict[str, object], files=()) -> Iterator[TrackedRun]:
+    """The lifecycle of one run: created (in ``experiment``, with ``tags``, the ``params``
+    and the ``files`` as artifacts) when the block starts; ``FINISHED`` and tagged
+    ``completed=true`` when it ends normally; ``KILLED`` on Ctrl-C, ``FAILED`` on any other
+    exception, which is re-raised."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    run_id = client.create_run(prepare_store(uri, experiment), run_name=name,
+                               tags=tags).info.run_id
+    try:
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        for path in files:
+            client.log_artifact(run_id, str(path))
+        yield TrackedRun(client, run_id)
+    except KeyboardInterrupt:
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_tag(run_id, "completed", "true")
+    client.set_terminated(run_id, "FINISHED")

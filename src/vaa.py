@@ -22,6 +22,7 @@ interface of ``src/rnn.py``) to produce the states they score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -140,6 +141,33 @@ def vaa_metrics(m: Multistability) -> dict[str, float]:
     """The MLflow metrics of one measurement (INTERFACE.md): ``vaa``, ``attractors``,
     ``settled`` and ``fixed_points``."""
     return m._asdict()
+
+
+#: The MLflow step of each measurement of a run (INTERFACE.md): 0 at initialisation, 1 after
+#: warm-up (the same network as 0 when there is none), 1 + e after supervised epoch e.
+INIT_STEP, WARMUP_STEP = 0, 1
+
+
+def epoch_step(epoch: int) -> int:
+    """The step of the measurement after supervised epoch ``epoch`` (1-based)."""
+    return 1 + epoch
+
+
+@dataclass(frozen=True)
+class VAAMeter:
+    """The measurement of a run, configured once (``vaa.*``) and shared by both stages:
+    ``meter(net)`` measures ``net`` on the run's fixed inputs, on whatever device the net is."""
+
+    inputs: Tensor
+    steps: int = 10_000
+    group_size: int = 32
+    eps: float = EPS
+    seed: int = 0
+
+    def __call__(self, net) -> Multistability:
+        device = next(net.parameters()).device
+        return measure_vaa(net, self.inputs.to(device), steps=self.steps,
+                           group_size=self.group_size, eps=self.eps, seed=self.seed)
 
 
 @torch.no_grad()

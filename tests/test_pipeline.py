@@ -10,6 +10,7 @@ from conftest import DIGITS, MNIST, SYNTHETIC, MemoryLogger, compose_config, nam
 
 from src.rnn import StackedRNN
 from src.run import build, check_config, train
+from src.vaa import VAAMeter
 
 
 @pytest.mark.parametrize("warmup", ["none", "full", "partial"])
@@ -60,7 +61,8 @@ def _train(tmp_path, overrides):
     torch.manual_seed(cfg.seed)
     dm, net, vaa_inputs = build(cfg)
     logger = MemoryLogger()
-    result = train(cfg, dm, net, vaa_inputs, logger, tmp_path)
+    meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
+    result = train(cfg, dm, net, meter, logger, tmp_path)
     return result, logger.metrics
 
 
@@ -249,3 +251,29 @@ def test_an_unloadable_target_keeps_its_cause_on_one_line():
     message = one_line(err.value.__cause__ or err.value)
     assert "\n" not in message and "src.cells.leaky.Leaky" in message
     assert "No module named 'src.cells.leaky'" in message
+
+
+def test_a_run_block_ends_its_run_finished_failed_or_killed(store):
+    """The run lifecycle of src/run.py's main is tracking.open_run: the block's outcome is the
+    run's status, and only a normal end marks it completed (reusable)."""
+    from src import tracking
+
+    uri, client = store
+    ends = {}
+    for outcome in ("ok", "error", "interrupt"):
+        try:
+            with tracking.open_run(uri, "life", outcome, {"cell": "gru"}, {"net.hidden_size": 8},
+                                   ) as run:
+                ends[outcome] = run.run_id
+                if outcome == "error":
+                    raise RuntimeError("boom")
+                if outcome == "interrupt":
+                    raise KeyboardInterrupt
+        except (RuntimeError, KeyboardInterrupt):
+            pass
+    runs = {r.info.run_id: r for r in client.search_runs(
+        [client.get_experiment_by_name("life").experiment_id])}
+    assert {k: runs[v].info.status for k, v in ends.items()} == {
+        "ok": "FINISHED", "error": "FAILED", "interrupt": "KILLED"}
+    assert [k for k, v in ends.items() if runs[v].data.tags.get("completed") == "true"] == ["ok"]
+    assert runs[ends["ok"]].data.params == {"net.hidden_size": "8"}

@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # files only, no display: before pyplot is imported
 import matplotlib.pyplot as plt
 
 from src import tracking
+from src.vaa import INIT_STEP, WARMUP_STEP
 
 #: Metrics whose whole history (one value per step) the figures read.
 HISTORIES = ("vaa", "attractors", "settled", "fixed_points", "train/loss", "val/loss")
@@ -32,7 +33,7 @@ LABELS = {"none": "no warm-up", "full": "full warm-up", "partial": "partial warm
 COLORS = {"none": "#7f7f7f", "full": "#d62728", "partial": "#1f77b4", "parallel": "#9467bd",
           "full-robust": "#ff9896", "partial-robust": "#aec7e8"}
 #: The ``vaa``/``attractors`` steps: 0 at initialisation, 1 after warm-up, 1 + e after epoch e.
-INIT, AFTER_WARMUP = 0, 1
+INIT, AFTER_WARMUP = INIT_STEP, WARMUP_STEP
 
 
 @dataclass
