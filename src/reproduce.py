@@ -303,7 +303,7 @@ def main(argv=None) -> int:
                 return 1
 
     from src.figures import make_all
-    from src.figures.common import load_runs
+    from src.figures.store import load_runs
 
     print(f"figures from experiment '{experiment}' -> {out}", flush=True)
     runs = load_runs(uri, experiment)

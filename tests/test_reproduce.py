@@ -183,9 +183,18 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     ({"warmup": "none"}, {"net.parallel": "True"}, "parallel"),  # no warm-up params logged
 ])
 def test_the_variant_comes_from_the_logged_params_not_the_name(tags, params, expected):
-    from src.figures.common import variant
+    from src.figures.runs import variant
 
     assert variant(tags, params) == expected
+
+
+def test_the_figures_cells_are_read_from_conf_cell(tmp_path):
+    from src.figures.runs import CELLS, cells
+
+    assert CELLS == cells() and set(CELLS) == set(names("cell"))
+    for name in ("rnn", "leaky", "gru", "abc"):
+        (tmp_path / f"{name}.yaml").write_text("_target_: x\n")
+    assert cells(tmp_path) == ("gru", "rnn", "abc", "leaky")  # the paper's order, then by name
 
 
 def test_figures_on_an_empty_experiment_say_so(store, tmp_path, capsys):

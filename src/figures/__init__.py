@@ -23,7 +23,7 @@ def make_all(runs, out: Path, title: str = "") -> list[Path]:
 
 def build_all(uri: str, experiment: str, out: Path) -> list[Path]:
     """``make_all`` on the completed runs of ``experiment`` in the store at ``uri``."""
-    from src.figures.common import load_runs
+    from src.figures.store import load_runs
 
     runs = load_runs(uri, experiment)
     if not runs:

@@ -4,7 +4,7 @@
 """
 
 from src.figures import make_all
-from src.figures.common import cli
+from src.figures.cli import cli
 
 if __name__ == "__main__":
     cli(make_all, __doc__.splitlines()[0], titled=True)

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from src.figures.common import CELLS, LABELS, cli, nothing, of_sweeps, order, save
+from src.figures.cli import cli
+from src.figures.plots import LABELS, nothing, save
+from src.figures.runs import CELLS, of_sweeps
+from src.figures.stats import order
 
 SWEEPS = ("multistability_curves",)
 COLUMNS = {"none": "init", "full": "warmup", "partial": "warmup"}  # variant -> stage shown

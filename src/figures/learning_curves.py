@@ -11,20 +11,10 @@ import math
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from src.figures.common import (
-    CELLS,
-    COLORS,
-    LABELS,
-    VARIANTS,
-    cli,
-    group,
-    log_if_wide,
-    mean_std,
-    nothing,
-    of_sweeps,
-    order,
-    save,
-)
+from src.figures.cli import cli
+from src.figures.plots import COLORS, LABELS, log_if_wide, nothing, save
+from src.figures.runs import CELLS, VARIANTS, of_sweeps
+from src.figures.stats import group, mean_std, order
 
 SWEEPS = ("multistability_curves",)
 

@@ -13,17 +13,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from src.figures.common import (
-    AFTER_WARMUP,
-    CELLS,
-    INIT,
-    cli,
-    grouped_bars,
-    nothing,
-    of_sweeps,
-    order,
-    save,
-)
+from src.figures.cli import cli
+from src.figures.plots import grouped_bars, nothing, save
+from src.figures.runs import AFTER_WARMUP, CELLS, INIT, of_sweeps
+from src.figures.stats import order
 
 SWEEPS = ("multistability_curves",)
 BARS = {"none": INIT, "full": AFTER_WARMUP, "partial": AFTER_WARMUP}  # variant -> step shown

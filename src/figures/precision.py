@@ -11,17 +11,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from src.figures.common import (
-    CELLS,
-    VARIANTS,
-    cli,
-    grouped_bars,
-    nothing,
-    of_sweeps,
-    order,
-    save,
-    test_metric,
-)
+from src.figures.cli import cli
+from src.figures.plots import grouped_bars, nothing, save
+from src.figures.runs import CELLS, VARIANTS, of_sweeps
+from src.figures.stats import order, test_metric
 
 SWEEPS = ("precision", "precision_parallel")
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.figures.common import AFTER_WARMUP, CELLS, INIT, VARIANTS, cli, fmt, group, nothing, order
+from src.figures.cli import cli
+from src.figures.plots import nothing
+from src.figures.runs import AFTER_WARMUP, CELLS, INIT, VARIANTS
+from src.figures.stats import fmt, group, order
 from src.figures.vaa_vs_test import correlations
 
 COLUMNS = ("benchmark", "cell", "warm-up", "seeds", "test loss", "test acc",

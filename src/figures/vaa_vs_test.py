@@ -12,17 +12,10 @@ import math
 
 import matplotlib.pyplot as plt
 
-from src.figures.common import (
-    AFTER_WARMUP,
-    COLORS,
-    LABELS,
-    VARIANTS,
-    cli,
-    log_if_wide,
-    nothing,
-    order,
-    save,
-)
+from src.figures.cli import cli
+from src.figures.plots import COLORS, LABELS, log_if_wide, nothing, save
+from src.figures.runs import AFTER_WARMUP, VARIANTS
+from src.figures.stats import order
 
 
 def points(runs, bench):

@@ -1,0 +1,59 @@
+"""Drawing: the variants' labels and colours, saving a figure as PNG and PDF, grouped bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+
+from src.figures.stats import mean_std  # noqa: E402
+
+LABELS = {"none": "no warm-up", "full": "full warm-up", "partial": "partial warm-up",
+          "parallel": "parallel, no warm-up", "full-robust": "full warm-up (robust)",
+          "partial-robust": "partial warm-up (robust)"}
+
+COLORS = {"none": "#7f7f7f", "full": "#d62728", "partial": "#1f77b4", "parallel": "#9467bd",
+          "full-robust": "#ff9896", "partial-robust": "#aec7e8"}
+
+
+def save(fig, out: Path, name: str, rect=(0, 0, 1, 1)) -> list[Path]:
+    """``out/name.png`` and ``out/name.pdf``, laid out within ``rect`` of the figure."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.tight_layout(rect=rect)
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def grouped_bars(ax, cells: list[str], variants: list[str], values: dict[tuple, list[float]]):
+    """Bars of mean ± std per (cell, variant), seeds as dots; x = cells."""
+    width = 0.8 / max(len(variants), 1)
+    for j, v in enumerate(variants):
+        xs = [i + (j - (len(variants) - 1) / 2) * width for i in range(len(cells))]
+        stats = [mean_std(values.get((c, v), [])) for c in cells]
+        low = [min(s, m) if m >= 0 else s for m, s in stats]  # the bars of >= 0 metrics stay >= 0
+        ax.bar(xs, [m for m, _ in stats], width, yerr=[low, [s for _, s in stats]], capsize=2,
+               color=COLORS.get(v), alpha=0.75, label=LABELS.get(v, v))
+        for x, c in zip(xs, cells):
+            pts = [p for p in values.get((c, v), []) if p is not None]
+            ax.plot([x] * len(pts), pts, ".", color="k", ms=3)
+    ax.set_xticks(range(len(cells)), cells)
+
+
+def log_if_wide(ax, values, decades: float = 1.0) -> None:
+    """A log y axis when the positive values span more than ``decades`` decades."""
+    xs = [v for v in values if v is not None and v > 0]
+    if xs and max(xs) / min(xs) > 10**decades:
+        ax.set_yscale("log")
+
+
+def nothing(name: str, sweeps: tuple[str, ...] | None = None) -> list[Path]:
+    where = f"of sweep(s) {', '.join(sweeps)} " if sweeps else ""
+    print(f"{name}: no completed runs {where}in this experiment, nothing drawn "
+          f"(make reproduce runs them)")
+    return []
