@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -81,3 +85,31 @@ def store(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     return uri, MlflowClient(uri)
+
+
+# -- MNIST files (small, random, in the real IDX format) ----------------------
+N_FILE_TRAIN, N_FILE_TEST = 50, 15
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool) -> None:
+    data = struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist(directory: Path, gz: bool, seed: int = 0, side: int = 28) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (N_FILE_TRAIN, side, side)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, N_FILE_TRAIN),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (N_FILE_TEST, side, side)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, N_FILE_TEST),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        magic = 2051 if "images" in name else 2049
+        write_idx(directory / (name + (".gz" if gz else "")), array, magic, gz)
+    return arrays

@@ -6,7 +6,6 @@ Every benchmark is built from its own YAML the way ``src/run.py`` does
 
 from __future__ import annotations
 
-import gzip
 import struct
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from sklearn.datasets import load_digits
+
+from conftest import N_FILE_TEST, N_FILE_TRAIN, write_mnist
 
 from src.benchmarks.copy import CopyFirstInput
 from src.benchmarks.denoising import Denoising
@@ -31,32 +32,6 @@ ALL = SYNTHETIC + DIGITS + MNISTS
 BATCH = 8
 # Small sizes for tests; MNIST files written below hold N_FILE_TRAIN / N_FILE_TEST images.
 SMALL = {"train_size": 40, "test_size": 12}
-N_FILE_TRAIN, N_FILE_TEST = 50, 15
-
-
-# -- MNIST files -------------------------------------------------------------
-def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool) -> None:
-    data = struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-
-
-def write_mnist(directory: Path, gz: bool, seed: int = 0, side: int = 28) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (N_FILE_TRAIN, side, side)),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, N_FILE_TRAIN),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (N_FILE_TEST, side, side)),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, N_FILE_TEST),
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        magic = 2051 if "images" in name else 2049
-        write_idx(directory / (name + (".gz" if gz else "")), array, magic, gz)
-    return arrays
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +152,10 @@ def test_setup_is_idempotent(monkeypatch):
     original = dm.generate
     monkeypatch.setattr(dm, "generate", lambda: calls.append(1) or original())
     dm.setup("fit")
-    splits = dm._splits
+    first = dm.train_inputs(2)
     dm.setup("test")
-    dm.train_inputs(2)
     dm.train_dataloader()
-    assert calls == [1] and dm._splits is splits
+    assert calls == [1] and torch.equal(dm.train_inputs(2), first)  # generated once
 
 
 # -- targets agree with the inputs ----------------------------------------------

@@ -6,7 +6,17 @@ import math
 
 import pytest
 import torch
-from conftest import DIGITS, MNIST, SYNTHETIC, MemoryLogger, compose_config, names, run_cli, tiny
+from conftest import (
+    DIGITS,
+    MNIST,
+    SYNTHETIC,
+    MemoryLogger,
+    compose_config,
+    names,
+    run_cli,
+    tiny,
+    write_mnist,
+)
 
 from src.rnn import StackedRNN
 from src.run import build, check_config, train
@@ -182,8 +192,6 @@ def test_every_benchmark_trains_and_tests(benchmark, tmp_path):
     """Every benchmark through both stages and the test, in-process at a tiny size (MNIST
     reads small IDX files written here); the command line itself is covered once, by
     test_cli_run_logs_one_complete_mlflow_run and the multirun test."""
-    from test_benchmarks import write_mnist
-
     extra = []
     if benchmark in MNIST:
         write_mnist(tmp_path / "mnist", gz=True)
