@@ -83,6 +83,9 @@ def check_types(cfg: DictConfig) -> None:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, bool) or not isinstance(value, kind):
                 raise ValueError(f"{key}={value!r} must be {name}")
+    for key in ("warmup.active", "vaa.every_epoch", "vaa.pictures", "net.parallel"):
+        if not isinstance(OmegaConf.select(cfg, key), bool):
+            raise ValueError(f"{key}={OmegaConf.select(cfg, key)!r} must be true or false")
     threads = cfg.trainer.threads
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
         raise ValueError(f"trainer.threads={threads!r} must be an integer or null")
@@ -192,7 +195,8 @@ def run_name(cfg: DictConfig) -> str:
     warm = choices.get("warmup", f"f{cfg.warmup.fraction}")
     if cfg.net.parallel:
         warm += "-par"
-    if cfg.warmup.method != "paper" and cfg.warmup.fraction > 0 and cfg.warmup.steps > 0:
+    if (cfg.warmup.method != "paper" and cfg.warmup.fraction > 0 and cfg.warmup.steps > 0
+            and cfg.warmup.active):
         warm += f"-{cfg.warmup.method}"
     return f"{choices.get('cell', 'cell')}-{warm}-{choices.get('benchmark', 'bench')}-s{cfg.seed}"
 
@@ -222,7 +226,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir
     result: dict = {}
     weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
     measure(meter, net, logger, INIT_STEP, "init", result)
-    if net.warms_up and cfg.warmup.steps > 0:  # not for warmup=none nor the parallel ablation
+    if net.warms_up and cfg.warmup.active and cfg.warmup.steps > 0:  # not none nor parallel
         warm_up(cfg, dm, net, logger, out_dir)
         weights["warmup"] = snapshot(net)
     measure(meter, net, logger, WARMUP_STEP, "warmup", result)

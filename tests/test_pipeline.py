@@ -55,9 +55,11 @@ def test_warmup_parallel_is_the_structure_without_warmup(tmp_path):
     _, b, _ = build(compose_config(["warmup=none", "net.parallel=true", *tiny()]))
     assert a.layers[0].warm.hidden_size == a.layers[0].plain.hidden_size == 4
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    result, metrics = _train(tmp_path, ["warmup=parallel",
-                                        *[o for o in tiny() if not o.startswith("warmup.steps")]])
+    # tiny() and the scales set warmup.steps: the ablation still warms nothing
+    result, metrics = _train(tmp_path, ["warmup=parallel", *tiny()])
     assert "warmup/loss" not in metrics and result["vaa/init"] == result["vaa/warmup"]
+    cfg = compose_config(["+figure=precision", "+scale=smoke", "warmup=parallel"])
+    assert cfg.warmup.steps == 4 and cfg.warmup.active is False
 
 
 def test_parallel_ablation_composes_without_warmup():

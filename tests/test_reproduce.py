@@ -180,6 +180,8 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     ({"warmup": "none"}, {"warmup.fraction": "0.0", "net.parallel": "True"}, "parallel"),
     ({"warmup": "none"}, {"warmup.fraction": "0.0", "warmup.steps": "100"}, "none"),
     ({"warmup": "partial"}, {"warmup.fraction": "0.5", "warmup.steps": "0"}, "parallel"),
+    ({"warmup": "parallel"}, {"warmup.fraction": "0.5", "warmup.steps": "4",
+                              "warmup.active": "False"}, "parallel"),  # a scale set the steps
     ({"warmup": "none"}, {"net.parallel": "True"}, "parallel"),  # no warm-up params logged
 ])
 def test_the_variant_comes_from_the_logged_params_not_the_name(tags, params, expected):

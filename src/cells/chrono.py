@@ -39,9 +39,11 @@ class ChronoLSTM(LSTM):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, t_max: int = DEFAULT_T_MAX, fast: bool = True
+        self, input_size: int, hidden_size: int, t_max: int | None = None, fast: bool = True
     ) -> None:
-        self.t_max = int(t_max)
+        # None: not given (the YAML's `t_max: null` instantiated outside the pipeline, whose
+        # cell factory fills it with the benchmark's length): the authors' default
+        self.t_max = DEFAULT_T_MAX if t_max is None else int(t_max)
         if self.t_max < 2:
             raise ValueError(f"ChronoLSTM: t_max must be >= 2, got {t_max}")
         super().__init__(input_size, hidden_size, fast)

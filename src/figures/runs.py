@@ -69,7 +69,7 @@ class Run:
 
 def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     """The run's warm-up variant, read from what it logged (``warmup.fraction``,
-    ``warmup.steps``, ``net.parallel``, ``warmup.method``), never from names: ``none``;
+    ``warmup.steps``, ``warmup.active``, ``net.parallel``, ``warmup.method``), never from names: ``none``;
     ``parallel`` (the warmed/plain structure, nothing warmed); ``full``; ``partial`` (half of
     each layer); ``partial-<f>`` for another fraction f; ``-robust`` appended for
     ``warmup.method=robust``. Runs without those params fall back on the ``warmup`` tag."""
@@ -79,7 +79,7 @@ def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     fraction = float(params["warmup.fraction"])
     steps = int(params.get("warmup.steps", "1"))
     split = params.get("net.parallel") == "True" or 0 < fraction < 1
-    if fraction == 0 or steps == 0:  # nothing warmed
+    if fraction == 0 or steps == 0 or params.get("warmup.active") == "False":  # nothing warmed
         return "parallel" if split else "none"
     name = "full" if fraction == 1 else "partial" if fraction == 0.5 else f"partial-{fraction:g}"
     return name + ("-robust" if params.get("warmup.method") == "robust" else "")
