@@ -215,7 +215,7 @@ def rebuild(client, run_id: str, workdir: Path):
     from omegaconf import OmegaConf
 
     from src import tracking
-    from src.run import build
+    from src.pipeline import build
 
     tracking.quiet_mlflow()  # no download progress bars
     cfg = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", str(workdir)))

@@ -76,6 +76,10 @@ class SupervisedModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, _ = self.masked_loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"supervised loss became {loss.item()} at epoch {self.current_epoch + 1}, batch "
+                f"{batch_idx + 1}: lower trainer.lr (now {self.lr})")
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, logger=False,
                  batch_size=batch[0].shape[1])
         return loss

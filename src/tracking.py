@@ -24,6 +24,7 @@ def quiet_mlflow() -> None:
     """MLflow sets its loggers to INFO when imported: keep the schema-migration chatter out,
     and its artifact-download progress bars out of logs."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow configures logging
     for name in ("alembic", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -41,6 +42,26 @@ def artifact_location(uri: str) -> str | None:
         db = Path(uri[len("sqlite:///"):])
         return (db.parent / "mlartifacts").resolve().as_uri()
     return None  # a server decides
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """For a server URI (``http(s)://``), raise a one-line ``ConnectionError`` unless the server
+    answers within ``timeout`` seconds (any HTTP answer counts); other stores pass."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ConnectionError(
+            f"mlflow.tracking_uri={uri}: no tracking server answers there ({reason}); start it "
+            "(mlflow server --host ... --port ...) or leave mlflow.tracking_uri unset for the "
+            "embedded store") from None
 
 
 def prepare_store(uri: str, experiment: str) -> str:
@@ -61,7 +82,10 @@ def prepare_store(uri: str, experiment: str) -> str:
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(experiment, artifact_location=artifact_location(uri))
+        # the tag makes MLflow's UI open the experiment in its model-training view (runs
+        # table with metric columns), not the GenAI view MLflow 3 picks for untagged ones
+        return client.create_experiment(experiment, artifact_location=artifact_location(uri),
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except MlflowException:  # created meanwhile by a parallel job
         return client.get_experiment_by_name(experiment).experiment_id
 
@@ -143,6 +167,7 @@ def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
     and the ``files`` as artifacts) when the block starts; ``FINISHED`` and tagged
     ``completed=true`` when it ends normally; ``KILLED`` on Ctrl-C, ``FAILED`` on any other
     exception, which is re-raised."""
+    quiet_mlflow()  # before MLflow is imported: its loggers are set up on import
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 

@@ -43,9 +43,9 @@ import math
 import pytorch_lightning as pl
 import torch
 
+from src.checks import METHODS
 from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_states, vaa_star
 
-METHODS = ("paper", "robust")
 
 
 def selection_score(vaa: float, settled: float) -> float:

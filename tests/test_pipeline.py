@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
 from conftest import (
     DIGITS,
+    ROOT,
     MNIST,
     SYNTHETIC,
     MemoryLogger,
@@ -287,3 +289,49 @@ def test_a_run_block_ends_its_run_finished_failed_or_killed(store):
         "ok": "FINISHED", "error": "FAILED", "interrupt": "KILLED"}
     assert [k for k, v in ends.items() if runs[v].data.tags.get("completed") == "true"] == ["ok"]
     assert runs[ends["ok"]].data.params == {"net.hidden_size": "8"}
+
+
+def test_refusals_come_before_the_heavy_imports(tmp_path):
+    """A bad value is refused by src/checks.py and src/run.py alone: neither imports torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, src.run, src.checks; "
+            "print(sorted(m for m in ('torch', 'pytorch_lightning', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    assert out.strip() == "[]"
+
+
+def test_an_unreachable_tracking_server_is_one_line_quickly():
+    import time
+
+    from src import tracking
+
+    started = time.time()
+    with pytest.raises(ConnectionError, match=r"mlflow.tracking_uri=http://127.0.0.1:9: no "
+                                              r"tracking server answers there") as err:
+        tracking.check_reachable("http://127.0.0.1:9", timeout=5)
+    assert "\n" not in str(err.value) and time.time() - started < 30
+    tracking.check_reachable("sqlite:///nowhere.db")  # stores other than servers pass
+
+
+def test_a_diverged_run_is_one_line_and_failed(tmp_path, store):
+    """warmup.lr=inf: one line naming the stage, the step and the knob; the run FAILED."""
+    uri, client = store
+    proc = run_cli(["warmup=full", *tiny(), "warmup.lr=inf", f"mlflow.tracking_uri={uri}",
+                    f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "warm-up loss became nan at step" in errors[0] and "lower warmup.lr" in errors[0]
+    (run,) = client.search_runs([client.get_experiment_by_name("warmup").experiment_id])
+    assert run.info.status == "FAILED" and "completed" not in run.data.tags
+
+
+def test_new_experiments_open_in_the_model_training_view(store):
+    from src import tracking
+
+    uri, client = store
+    exp_id = tracking.prepare_store(uri, "view")
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"

@@ -1,0 +1,199 @@
+"""The pipeline behind ``src/run.py``: build the data and the network, the two Lightning
+stages, the VAA measurements, and what a run logs besides its metrics.
+
+``src/run.py`` checks the config and owns the MLflow run; these functions do the work. They
+read the composed config (``DictConfig``); everything below them (``src/rnn.py``,
+``src/warmup.py``, ``src/supervised.py``, ``src/vaa.py``, the cells and benchmarks) takes
+plain Python arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import MLFlowLogger
+
+from src import tracking
+from src.rnn import StackedRNN
+from src.supervised import SupervisedModule
+from src.vaa import INIT_STEP, WARMUP_STEP, VAAMeter, vaa_metrics
+from src.warmup import WarmupModule
+
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+# Lightning 2.6 with torch 2.13 warns about its own use of a torch internal, on every fit.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger on a run that ``main`` owns: the two stages' trainers
+    each call ``finalize``, which would mark the run finished after the warm-up."""
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress display, without the logger's version number."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
+def make_cell_factory(cell_cfg: DictConfig, seq_length: int):
+    """``(input_size, hidden_size) -> cell``. A cell key ``t_max: null`` (the chrono LSTM's)
+    is the one key filled from the data: the benchmark's sequence length (the image
+    benchmarks' length is known only once they are built, so no interpolation can say it)."""
+    extra = {"t_max": seq_length} if "t_max" in cell_cfg and cell_cfg.t_max is None else {}
+    return instantiate(cell_cfg, _partial_=True, **extra)
+
+
+def build(cfg: DictConfig):
+    """The benchmark's data (generated or read now, so bad data fails before any run exists),
+    the network, and the fixed input sequences VAA is measured on."""
+    dm = instantiate(cfg.benchmark, batch_size=cfg.trainer.batch_size)
+    net = StackedRNN(
+        make_cell_factory(cfg.cell, dm.seq_length),
+        input_size=dm.input_size,
+        hidden_size=cfg.net.hidden_size,
+        num_layers=cfg.net.num_layers,
+        output_size=dm.output_size,
+        warm_fraction=cfg.warmup.fraction,
+        parallel=cfg.net.parallel,
+    )
+    dm.setup("fit")
+    vaa_inputs = dm.train_inputs(cfg.vaa.groups * cfg.vaa.group_size)
+    return dm, net, vaa_inputs
+
+
+#: Groups (each its own constant input u) the robust warm-up selects on: one u is noisy.
+SELECT_GROUPS = 3
+
+
+def selection_inputs(dm, cfg: DictConfig):
+    """The robust warm-up's held-out inputs: ``SELECT_GROUPS`` groups of ``vaa.group_size``
+    training sequences after the ones VAA is measured on (fewer groups, and the last sequences,
+    when the training set is too small)."""
+    size, skip = cfg.vaa.group_size, cfg.vaa.groups * cfg.vaa.group_size
+    groups = max(1, min(SELECT_GROUPS, (dm.n_train - skip) // size))
+    n = groups * size
+    available = dm.train_inputs(min(dm.n_train, skip + n))
+    return available[:, -n:]
+
+
+def make_warmup(cfg: DictConfig, dm, net: StackedRNN) -> WarmupModule:
+    """Stage 1 as configured (``warmup.*``)."""
+    w = cfg.warmup
+    return WarmupModule(
+        net, lr=w.lr, vaa_target=w.vaa_target, max_horizon=w.max_horizon,
+        horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method, steps=w.steps,
+        select_every=w.select_every, select_steps=w.select_steps,
+        select_inputs=selection_inputs(dm, cfg) if w.method == "robust" else None,
+        select_group_size=cfg.vaa.group_size, select_seed=cfg.seed + 1)
+
+
+def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs) -> pl.Trainer:
+    callbacks = list(callbacks)
+    if cfg.trainer.progress:
+        callbacks.append(ProgressBar(leave=True))
+    return pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=bool(cfg.trainer.progress),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,  # metrics go to MLflow by epoch (src/supervised.py); silences a warning
+        default_root_dir=str(out_dir),
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------- the method
+def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir: Path) -> dict:
+    """The method: measure, warm up, measure, then fit (measuring after every epoch) and test.
+    Returns the summary numbers, the best checkpoint's path, and the weights of each stage."""
+    result: dict = {}
+    weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
+    measure(meter, net, logger, INIT_STEP, "init", result)
+    if net.warms_up and cfg.warmup.active and cfg.warmup.steps > 0:  # not none nor parallel
+        warm_up(cfg, dm, net, logger, out_dir)
+        weights["warmup"] = snapshot(net)
+    measure(meter, net, logger, WARMUP_STEP, "warmup", result)
+    result.update(fit_and_test(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger,
+                               out_dir))
+    weights["trained"] = snapshot(net)  # the best validation weights, which were tested
+    result["weights"] = weights
+    return result
+
+
+def measure(meter: VAAMeter, net, logger, step: int, stage: str, result: dict) -> None:
+    m = meter(net)
+    logger.log_metrics(vaa_metrics(m), step=step)
+    result.update({f"vaa/{stage}": m.vaa, f"settled/{stage}": m.settled})
+
+
+def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None:
+    """Stage 1: ``warmup.steps`` steps on the training inputs (as many passes as that takes)."""
+    make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=-1,
+                 limit_val_batches=0, enable_checkpointing=False
+                 ).fit(make_warmup(cfg, dm, net), train_dataloaders=dm.train_dataloader())
+
+
+def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, logger,
+                 out_dir: Path) -> dict:
+    """Stage 2: supervised training, keeping the best validation weights, which are tested."""
+    sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr, meter=meter)
+    best = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss",
+                           mode="min", save_top_k=1, save_weights_only=True)
+    trainer = make_trainer(cfg, logger, out_dir, callbacks=[best], max_epochs=cfg.trainer.max_epochs)
+    trainer.fit(sup, datamodule=dm)
+    trainer.test(sup, datamodule=dm, ckpt_path="best", verbose=False)
+    logger.log_metrics(sup.test_metrics, step=cfg.trainer.max_epochs)
+    result = dict(sup.test_metrics, best_checkpoint=best.best_model_path)
+    if sup.history and "vaa" in sup.history[-1]:
+        result.update({"vaa/final": sup.history[-1]["vaa"],
+                       "settled/final": sup.history[-1]["settled"]})
+    return result
+
+
+def snapshot(net) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def log_pictures(cfg: DictConfig, run: tracking.TrackedRun, name: str, net, weights: dict,
+                 meter: VAAMeter, out_dir: Path) -> None:
+    """Log the weights at initialisation and after warm-up, and draw the attractors."""
+    from src import attractors
+
+    folder = out_dir / "weights"
+    folder.mkdir(exist_ok=True)
+    for stage in ("init", "warmup"):
+        if stage in weights:
+            torch.save(weights[stage], folder / f"{stage}.pt")
+            run.log_artifact(folder / f"{stage}.pt", "weights")
+    if cfg.vaa.pictures:
+        run.log_artifact(attractors.picture(
+            net, weights, meter.inputs, meter.steps, meter.group_size, meter.seed, meter.eps,
+            attractors.title_of(name, cfg), out_dir / "attractors.png"))
+
+
+def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
+    choices = HydraConfig.get().runtime.choices
+    tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
+    tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
+                method=str(cfg.warmup.method))
+    if cfg.figure:
+        tags["figure"] = str(cfg.figure)
+    return tags
