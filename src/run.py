@@ -5,9 +5,11 @@
 
 Everything a run does is logged to one MLflow run (both stages): the resolved
 config as params, the choices as tags, the metrics of INTERFACE.md, the
-resolved config and the best checkpoint as artifacts.
-This is the only module that reads Hydra config; everything below it takes
-plain Python arguments.
+resolved config, the best checkpoint, the stages' weights and the picture of
+attractors as artifacts. This module checks the config (``src/checks.py``) and the
+tracking server before importing torch, Lightning or MLflow, so that a bad value is
+refused at once; the work is ``src/pipeline.py``. These two modules read the Hydra
+config; everything below them takes plain Python arguments.
 """
 
 from __future__ import annotations
