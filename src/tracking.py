@@ -75,19 +75,42 @@ def prepare_store(uri: str, experiment: str) -> str:
 
     quiet_mlflow()
 
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
+    with store_lock(uri):
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)  # creates or migrates the schema
+        if found is not None:
+            return found.experiment_id
+        try:
+            # the tag makes MLflow's UI open the experiment in its model-training view (runs
+            # table with metric columns), not the GenAI view MLflow 3 picks for untagged ones
+            return client.create_experiment(
+                experiment, artifact_location=artifact_location(uri),
+                tags={"mlflow.experimentKind": "custom_model_development"})
+        except MlflowException:  # created meanwhile by a job on another store lock
+            return client.get_experiment_by_name(experiment).experiment_id
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """For an SQLite store, hold an exclusive lock on ``<db>.lock`` (created beside it): two
+    processes that open a fresh store at once would both run MLflow's schema migrations, and
+    one dies on "duplicate column". Other stores (a server) need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # the tag makes MLflow's UI open the experiment in its model-training view (runs
-        # table with metric columns), not the GenAI view MLflow 3 picks for untagged ones
-        return client.create_experiment(experiment, artifact_location=artifact_location(uri),
-                                        tags={"mlflow.experimentKind": "custom_model_development"})
-    except MlflowException:  # created meanwhile by a parallel job
-        return client.get_experiment_by_name(experiment).experiment_id
+        import fcntl
+    except ImportError:  # not POSIX: no lock (start parallel jobs through a Hydra launcher)
+        yield
+        return
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -122,8 +145,9 @@ def find_completed(uri: str, experiment: str, digest: str):
     """A run of ``experiment`` that completed with this config digest, or None."""
     from mlflow.tracking import MlflowClient
 
+    experiment_id = prepare_store(uri, experiment)  # first: it creates the store under a lock
     runs = MlflowClient(uri).search_runs(
-        [prepare_store(uri, experiment)],
+        [experiment_id],
         filter_string=f"tags.config_hash = '{digest}' and tags.completed = 'true'",
         max_results=1,
     )
@@ -171,9 +195,9 @@ def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
+    experiment_id = prepare_store(uri, experiment)  # first: it creates the store under a lock
     client = MlflowClient(uri)
-    run_id = client.create_run(prepare_store(uri, experiment), run_name=name,
-                               tags=tags).info.run_id
+    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     try:
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         for path in files:

@@ -335,3 +335,26 @@ def test_new_experiments_open_in_the_model_training_view(store):
     uri, client = store
     exp_id = tracking.prepare_store(uri, "view")
     assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_runs_started_at_once_on_a_fresh_store_all_land(tmp_path):
+    """Three `python -m src.run` started at the same moment (three terminals) on a store that
+    does not exist yet: MLflow's schema is created once, under a lock, and every run lands."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # untouched until the runs start
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "src.run", f"seed={seed}", *tiny(), "trainer.max_epochs=1",
+         f"mlflow.tracking_uri={uri}", f"hydra.run.dir={tmp_path / str(seed)}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed in range(3)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("warmup").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"gru-partial-copy-s{s}" for s in range(3)]
+    assert all(r.info.status == "FINISHED" for r in runs)
