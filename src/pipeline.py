@@ -10,6 +10,8 @@ plain Python arguments.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import warnings
 from pathlib import Path
 
@@ -193,7 +195,7 @@ def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
     choices = HydraConfig.get().runtime.choices
     tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
     tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
-                method=str(cfg.warmup.method))
+                method=str(cfg.warmup.method), host=socket.gethostname(), pid=str(os.getpid()))
     if cfg.figure:
         tags["figure"] = str(cfg.figure)
     return tags

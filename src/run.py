@@ -109,6 +109,9 @@ def main(cfg: DictConfig) -> float:
     meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
 
     # the run is created only now, after the checks and the build: bad input leaves none behind
+    for stale in tracking.close_abandoned(uri, cfg.mlflow.experiment, digest):
+        print(f"marked run {stale} KILLED: it was left RUNNING by a process that is gone "
+              "(killed or crashed); this run starts afresh")
     config_file = out_dir / "config.yaml"
     OmegaConf.save(cfg, config_file, resolve=True)
     started = time.time()

@@ -154,6 +154,38 @@ def find_completed(uri: str, experiment: str, digest: str):
     return runs[0] if runs else None
 
 
+def close_abandoned(uri: str, experiment: str, digest: str) -> list[str]:
+    """Mark ``KILLED`` the runs of this config left ``RUNNING`` by a process of this machine
+    that no longer exists (a run killed with SIGKILL, or by a crash, cannot end its own
+    run). Runs of other machines, or whose process is alive, are left alone. Returns the
+    ids of the runs marked."""
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = prepare_store(uri, experiment)
+    client = MlflowClient(uri)
+    stale = client.search_runs(
+        [experiment_id], max_results=1000,
+        filter_string=f"tags.config_hash = '{digest}' and attributes.status = 'RUNNING'")
+    marked = []
+    for run in stale:
+        tags = run.data.tags
+        if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
+            continue
+        try:
+            os.kill(int(tags["pid"]), 0)  # signal 0: only asks whether the process exists
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # it exists, owned by someone else
+            continue
+        client.set_tag(run.info.run_id, "abandoned", "true")
+        client.set_terminated(run.info.run_id, "KILLED")
+        marked.append(run.info.run_id)
+    return marked
+
+
 #: Untracked files here change what a run computes (a new cell, a new YAML): they make a tree dirty.
 SOURCE_DIRS = ("src/", "conf/")
 

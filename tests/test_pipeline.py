@@ -358,3 +358,26 @@ def test_runs_started_at_once_on_a_fresh_store_all_land(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("warmup").experiment_id])
     assert sorted(r.info.run_name for r in runs) == [f"gru-partial-copy-s{s}" for s in range(3)]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_killed(store):
+    """A SIGKILLed run cannot end its own MLflow run; the next run of its config marks it
+    KILLED (never left RUNNING), and leaves alone runs whose process is alive."""
+    import socket
+    import subprocess
+    import sys
+
+    from src import tracking
+
+    uri, client = store
+    exp_id = tracking.prepare_store(uri, "warmup")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ids = {}
+    for who, pid in (("dead", dead), ("alive", str(os.getpid()))):
+        ids[who] = client.create_run(exp_id, run_name=who, tags={
+            "config_hash": "d1", "host": socket.gethostname(), "pid": pid}).info.run_id
+    assert tracking.close_abandoned(uri, "warmup", "d1") == [ids["dead"]]
+    assert client.get_run(ids["dead"]).info.status == "KILLED"
+    assert client.get_run(ids["alive"]).info.status == "RUNNING"
+    assert compose_config([]).mlflow.skip_finished is True  # a finished run is reused
