@@ -142,12 +142,19 @@ def config_hash(tree: dict) -> str:
 
 
 def find_completed(uri: str, experiment: str, digest: str):
-    """A run of ``experiment`` that completed with this config digest, or None."""
+    """A run of ``experiment`` that completed with this config digest, or None. Creates
+    nothing: a store or an experiment that does not exist yet has no such run."""
     from mlflow.tracking import MlflowClient
 
-    experiment_id = prepare_store(uri, experiment)  # first: it creates the store under a lock
-    runs = MlflowClient(uri).search_runs(
-        [experiment_id],
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return None
+    with store_lock(uri):  # an existing store may still be migrated by MLflow on first use
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
         filter_string=f"tags.config_hash = '{digest}' and tags.completed = 'true'",
         max_results=1,
     )
