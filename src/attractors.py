@@ -33,7 +33,7 @@ from src.vaa import (
     SETTLED,
     flat_state,
     is_settled,
-    prefix_lengths,
+    measurement_draws,
     sample_prefix_states,
 )
 
@@ -88,12 +88,9 @@ def trajectories(net, inputs: Tensor, steps: int, group_size: int, seed: int,
     """The first group of ``measure_vaa(net, inputs, steps, group_size, seed=seed)``, traced
     (on the net's device; the trajectories come back on the CPU)."""
     inputs = inputs.to(next(net.parameters()).device)
-    L, total, input_size = inputs.shape
-    gen = torch.Generator().manual_seed(seed)
-    # the same draws, in the same order, as src.vaa.settled_states
-    lengths = prefix_lengths(L, total, gen, inputs.device)[:group_size]
-    u = torch.randn(total // group_size, 1, input_size, generator=gen).to(inputs)[:1]
-    u = u.expand(1, group_size, input_size)
+    input_size = inputs.shape[2]
+    lengths, u = measurement_draws(inputs, group_size, seed)  # the measurement's own draws
+    lengths, u = lengths[:group_size], u[:1].expand(1, group_size, input_size)
     was_training = net.training
     net.eval()
     states = sample_prefix_states(net, inputs[:, :group_size], lengths)

@@ -36,12 +36,17 @@ def resolve_uri(uri: str | None, base: Path) -> str:
     return uri
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an SQLite store's URI; None for other stores."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment keeps artifacts: beside the database for an SQLite store."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        return (db.parent / "mlartifacts").resolve().as_uri()
-    return None  # a server decides
+    db = sqlite_path(uri)
+    if db is None:
+        return None  # a server decides
+    return (db.parent / "mlartifacts").resolve().as_uri()
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
@@ -95,10 +100,10 @@ def store_lock(uri: str) -> Iterator[None]:
     """For an SQLite store, hold an exclusive lock on ``<db>.lock`` (created beside it): two
     processes that open a fresh store at once would both run MLflow's schema migrations, and
     one dies on "duplicate column". Other stores (a server) need no lock."""
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_path(uri)
+    if db is None:
         yield
         return
-    db = Path(uri[len("sqlite:///"):])
     db.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -141,23 +146,27 @@ def config_hash(tree: dict) -> str:
     return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def find_completed(uri: str, experiment: str, digest: str):
-    """A run of ``experiment`` that completed with this config digest, or None. Creates
-    nothing: a store or an experiment that does not exist yet has no such run."""
+def search_existing(uri: str, experiment: str, filter_string: str, max_results: int):
+    """``(client, runs)`` of ``experiment`` matching ``filter_string``. Creates nothing: a
+    store or an experiment that does not exist yet has no runs (``(None, [])``)."""
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        return None
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        return None, []
     with store_lock(uri):  # an existing store may still be migrated by MLflow on first use
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
     if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.config_hash = '{digest}' and tags.completed = 'true'",
-        max_results=1,
-    )
+        return client, []
+    return client, client.search_runs([found.experiment_id], filter_string=filter_string,
+                                      max_results=max_results)
+
+
+def find_completed(uri: str, experiment: str, digest: str):
+    """A run of ``experiment`` that completed with this config digest, or None."""
+    _, runs = search_existing(
+        uri, experiment, f"tags.config_hash = '{digest}' and tags.completed = 'true'", 1)
     return runs[0] if runs else None
 
 
@@ -168,13 +177,8 @@ def close_abandoned(uri: str, experiment: str, digest: str) -> list[str]:
     ids of the runs marked."""
     import socket
 
-    from mlflow.tracking import MlflowClient
-
-    experiment_id = prepare_store(uri, experiment)
-    client = MlflowClient(uri)
-    stale = client.search_runs(
-        [experiment_id], max_results=1000,
-        filter_string=f"tags.config_hash = '{digest}' and attributes.status = 'RUNNING'")
+    client, stale = search_existing(
+        uri, experiment, f"tags.config_hash = '{digest}' and attributes.status = 'RUNNING'", 1000)
     marked = []
     for run in stale:
         tags = run.data.tags

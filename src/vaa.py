@@ -196,6 +196,17 @@ def measure_vaa(
     return score(final, settled, group_size, eps)
 
 
+def measurement_draws(inputs: Tensor, group_size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """The random draws of one VAA measurement of ``inputs`` ``(L, G * group_size, I)``, from
+    ``seed`` alone: each sequence's prefix length ``(G * group_size,)`` and each group's
+    constant input ``(G, 1, I)``."""
+    L, total, input_size = inputs.shape
+    gen = torch.Generator().manual_seed(seed)
+    lengths = prefix_lengths(L, total, gen, inputs.device)
+    u = torch.randn(total // group_size, 1, input_size, generator=gen).to(inputs)
+    return lengths, u
+
+
 @torch.no_grad()
 def settled_states(net, inputs: Tensor, steps: int, group_size: int, seed: int = 0,
                    chunk: int = 500) -> tuple[Tensor, Tensor]:
@@ -208,9 +219,7 @@ def settled_states(net, inputs: Tensor, steps: int, group_size: int, seed: int =
     """
     L, total, input_size = inputs.shape
     groups = total // group_size
-    gen = torch.Generator().manual_seed(seed)
-    lengths = prefix_lengths(L, total, gen, inputs.device)
-    u = torch.randn(groups, 1, input_size, generator=gen).to(inputs)
+    lengths, u = measurement_draws(inputs, group_size, seed)
     u = u.expand(groups, group_size, input_size).reshape(1, total, input_size)
 
     was_training = net.training
