@@ -83,16 +83,17 @@ def job_digests(figure: str, scale: str) -> list[str]:
     return [tracking.config_hash(OmegaConf.to_container(c, resolve=True)) for c in configs]
 
 
-def completed_digests(uri: str, experiment: str) -> set[str]:
-    from mlflow.tracking import MlflowClient
+def completed_runs(uri: str, experiment: str, figure: str | None = None) -> list:
+    """The completed runs of ``experiment`` (of one sweep, given ``figure``); the store and
+    the experiment are not created when missing."""
+    from src import tracking
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return set()
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.completed = 'true'",
-                              max_results=50000)
-    return {r.data.tags.get("config_hash") for r in runs}
+    where = "tags.completed = 'true'" + (f" and tags.figure = '{figure}'" if figure else "")
+    return tracking.search_existing(uri, experiment, where, 50000)[1]
+
+
+def completed_digests(uri: str, experiment: str) -> set[str]:
+    return {r.data.tags.get("config_hash") for r in completed_runs(uri, experiment)}
 
 
 def quote(value: str) -> str:
@@ -105,21 +106,10 @@ class Progress:
     output): ``[done/total] sweep-name  run-name  12 s  test/loss ...``, with an estimate of
     the time left from the jobs finished so far."""
 
-    def __init__(self, total: int, done: int, uri: str, experiment: str, jobs: int = 1):
-        from mlflow.tracking import MlflowClient
-
-        self.total, self.done, self.jobs = total, done, jobs
-        self.client, self.experiment = MlflowClient(uri), experiment
+    def __init__(self, total: int, done: int, uri: str, experiment: str):
+        self.total, self.done, self.uri, self.experiment = total, done, uri, experiment
         self.seen: set[str] = set()
         self.started, self.trained = time.time(), 0
-
-    def finished_runs(self, figure: str):
-        exp = self.client.get_experiment_by_name(self.experiment)
-        if exp is None:
-            return []
-        return self.client.search_runs(
-            [exp.experiment_id], max_results=50000,
-            filter_string=f"tags.completed = 'true' and tags.figure = '{figure}'")
 
     def eta(self) -> str:
         if not self.trained:
@@ -128,7 +118,8 @@ class Progress:
         return f"  (~{left / 60:.0f} min left)" if left >= 60 else ""
 
     def poll(self, figure: str, digests: set[str]) -> None:
-        for run in sorted(self.finished_runs(figure), key=lambda r: r.info.end_time or 0):
+        runs = completed_runs(self.uri, self.experiment, figure)
+        for run in sorted(runs, key=lambda r: r.info.end_time or 0):
             digest = run.data.tags.get("config_hash")
             if digest not in digests or digest in self.seen:
                 continue
@@ -185,11 +176,10 @@ def print_plan(uri: str, experiment: str, scale: str, jobs: dict[str, list[str]]
     """Per sweep: jobs, complete, and the time left, estimated from the mean time of that
     sweep's jobs already in the store, else from ``JOB_SECONDS``."""
     hint = JOB_SECONDS.get(scale)
-    progress = Progress(0, 0, uri, experiment)
     total_s, unknown = 0.0, []
     for f, digests in jobs.items():
         times = [((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000
-                 for r in progress.finished_runs(f)]
+                 for r in completed_runs(uri, experiment, f)]
         per_job = sum(times) / len(times) if times else hint
         left = len(digests) - complete[f]
         where = (f"mean of {len(times)} finished" if times else
@@ -284,7 +274,7 @@ def main(argv=None) -> int:
             print_plan(uri, experiment, scale, jobs, complete, args.jobs)
             return 0
         tracking.prepare_store(uri, experiment)
-        progress = Progress(total, sum(complete.values()), uri, experiment, args.jobs)
+        progress = Progress(total, sum(complete.values()), uri, experiment)
         for k, figure in enumerate(figures, 1):
             size, log = len(jobs[figure]), work / "logs" / f"{figure}.log"
             if complete[figure] == size:
