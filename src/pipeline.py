@@ -133,8 +133,8 @@ def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir
         warm_up(cfg, dm, net, logger, out_dir)
         weights["warmup"] = snapshot(net)
     measure(meter, net, logger, WARMUP_STEP, "warmup", result)
-    result.update(fit_and_test(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger,
-                               out_dir))
+    fit = fit_rl if dm.task == "rl" else fit_and_test
+    result.update(fit(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger, out_dir))
     weights["trained"] = snapshot(net)  # the best validation weights, which were tested
     result["weights"] = weights
     return result
@@ -167,6 +167,37 @@ def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, l
     if sup.history and "vaa" in sup.history[-1]:
         result.update({"vaa/final": sup.history[-1]["vaa"],
                        "settled/final": sup.history[-1]["settled"]})
+    return result
+
+
+def fit_rl(cfg: DictConfig, task, net: StackedRNN, meter: VAAMeter | None, logger,
+           out_dir: Path) -> dict:
+    """Stage 2 of ``benchmark=tmaze``: the DRQN learns from the replay buffer (src/rl/drqn.py).
+    The final network is kept (RL has no validation set to pick a best one by), evaluated by
+    greedy roll-outs (``test/return``), and saved as the run's checkpoint."""
+    import copy
+
+    from src.rl.drqn import DRQNModule
+
+    agent = DRQNModule(net, copy.deepcopy(net), task, lr=cfg.trainer.lr,
+                       batch_size=cfg.trainer.batch_size, meter=meter, seed=cfg.seed)
+    trainer = make_trainer(cfg, logger, out_dir, max_epochs=1, limit_val_batches=0,
+                           enable_checkpointing=False)
+    trainer.fit(agent)
+    agent.finish()
+    final = agent.history[-1]
+    solved = agent.solved_at is not None
+    # a maze never solved counts as solved one evaluation after the budget (censored)
+    episodes = agent.solved_at if solved else task.episodes + task.eval_every
+    summary = {"test/return": final["eval/return"], "solved": float(solved),
+               "episodes_to_solve": float(episodes)}
+    logger.log_metrics(summary, step=final["episode"])
+    checkpoint = out_dir / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(checkpoint, weights_only=True)
+    result = dict(summary, best_checkpoint=str(checkpoint))
+    if agent.vaa_history:
+        result.update({"vaa/final": agent.vaa_history[-1]["vaa"],
+                       "settled/final": agent.vaa_history[-1]["settled"]})
     return result
 
 

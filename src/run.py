@@ -130,7 +130,8 @@ def main(cfg: DictConfig) -> float:
               "traceback)", file=sys.stderr)
         sys.exit(1)
     print_summary(name, run.run_id, uri, cfg, result, time.time() - started, out_dir)
-    return float(result["test/loss"])
+    # what a Hydra sweeper minimises: the test loss, or for the T-Maze the episodes to solve it
+    return float(result["test/loss"] if "test/loss" in result else result["episodes_to_solve"])
 
 
 def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
@@ -139,6 +140,9 @@ def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
     settled = " -> ".join(f"{result[f'settled/{s}']:.0%}" for s in stages)
     n = cfg.vaa.group_size
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test/"))
+    if "episodes_to_solve" in result:
+        metrics += (f"  solved after {result['episodes_to_solve']:.0f} episodes" if result["solved"]
+                    else "  not solved within the episodes")
     print(
         f"\n== {name} done in {seconds:.0f} s\n"
         f"   {metrics}\n"

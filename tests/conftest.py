@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -30,7 +31,11 @@ def tiny(benchmark: str = "copy") -> list[str]:
         "trainer.progress=false", "warmup.steps=4", "vaa.steps=30", "vaa.groups=1",
         "vaa.group_size=16", "vaa.pictures=false",
     ]
-    if benchmark in SYNTHETIC:
+    if benchmark == "tmaze":
+        sizes = ["benchmark.length=2", "benchmark.episodes=6", "benchmark.capacity=60",
+                 "benchmark.steps_per_episode=2", "benchmark.eval_every=2",
+                 "benchmark.eval_rollouts=4", "benchmark.vaa_every=3"]
+    elif benchmark in SYNTHETIC:
         sizes = ["benchmark.seq_length=20", "benchmark.train_size=120", "benchmark.test_size=40"]
     else:
         sizes = ["benchmark.black_pixels=3", "benchmark.train_size=100", "benchmark.test_size=40"]
@@ -41,6 +46,20 @@ def compose_config(overrides: list[str], hydra: bool = False):
     """The real config with ``overrides`` (``hydra``: with the ``hydra`` node, launchers...)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
+
+
+def train_in_process(tmp_path, overrides):
+    """Both stages of one run, in-process, metrics kept in memory: ``(result, metrics)``."""
+    from src.run import build, train
+    from src.vaa import VAAMeter
+
+    cfg = compose_config(overrides)
+    torch.manual_seed(cfg.seed)
+    dm, net, vaa_inputs = build(cfg)
+    logger = MemoryLogger()
+    meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
+    result = train(cfg, dm, net, meter, logger, tmp_path)
+    return result, logger.metrics
 
 
 def names(group: str) -> list[str]:
