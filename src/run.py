@@ -69,7 +69,12 @@ def run_name(cfg: DictConfig) -> str:
     if (cfg.warmup.method != "paper" and cfg.warmup.fraction > 0 and cfg.warmup.steps > 0
             and cfg.warmup.active):
         warm += f"-{cfg.warmup.method}"
-    return f"{choices.get('cell', 'cell')}-{warm}-{choices.get('benchmark', 'bench')}-s{cfg.seed}"
+    bench = choices.get("benchmark", "bench")
+    if "length" in cfg.benchmark:  # the T-Maze: its length tells runs of one sweep apart
+        bench += str(cfg.benchmark.length)
+    elif cfg.figure == "memory_horizon":  # the sweep over copy's length L
+        bench += str(cfg.benchmark.seq_length)
+    return f"{choices.get('cell', 'cell')}-{warm}-{bench}-s{cfg.seed}"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -171,6 +171,80 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     assert "copy: Spearman rho(VAA after warm-up, test loss) = -" in capsys.readouterr().out
 
 
+def test_the_tmaze_figure_and_table_count_solved_seeds_and_censor_the_rest(store, tmp_path):
+    """Episodes to solve per (cell, warm-up, L): the median counts a seed that never solved
+    as solved one evaluation after the budget, as src/pipeline.py logs it."""
+    from mlflow.entities import Metric, Param
+
+    from src.figures import build_all
+
+    uri, client = store
+    exp_id = client.create_experiment("rl")
+    solved_at = {("none", 10): [60, None, None], ("partial", 10): [20, 40, 40],
+                 ("none", 20): [None, None, None], ("partial", 20): [100, 80, None]}
+    for (variant, length), seeds in solved_at.items():
+        for seed, episode in enumerate(seeds):
+            tags = {"cell": "gru", "benchmark": "tmaze", "warmup": variant, "seed": str(seed),
+                    "figure": "tmaze", "completed": "true",
+                    "config_hash": f"{variant}-{length}-{seed}"}
+            run_id = client.create_run(exp_id, tags=tags).info.run_id
+            params = {"warmup.fraction": "0.5" if variant == "partial" else "0.0",
+                      "warmup.steps": "100", "net.parallel": "False", "vaa.group_size": "32",
+                      "benchmark.length": str(length), "benchmark.episodes": "300"}
+            last = 320 if episode is None else episode
+            metrics = [Metric("episodes_to_solve", float(last), 0, last),
+                       Metric("solved", float(episode is not None), 0, last),
+                       Metric("eval/return", 4.0 if episode else 0.0, 0, last),
+                       Metric("vaa", 1 / 32, 0, 0)]
+            client.log_batch(run_id, metrics=metrics,
+                             params=[Param(k, v) for k, v in params.items()])
+            client.set_terminated(run_id, "FINISHED")
+    out = tmp_path / "figures"
+    build_all(uri, "rl", out)
+    assert (out / "tmaze.png").stat().st_size > 1000 and (out / "tmaze.pdf").exists()
+    summary = (out / "summary.md").read_text()
+    assert "| gru | none | 1/3, 320 | 0/3, 320 |" in summary
+    assert "| gru | partial | 3/3, 40 | 2/3, 100 |" in summary
+    assert "| tmaze |" not in summary  # not in the supervised table
+
+
+def test_the_memory_horizon_figure_and_table_per_length(store, tmp_path):
+    """Test MSE per (cell, warm-up, L): the median and the seeds below 0.5; these runs stay
+    out of the supervised table and of figure 4's correlation (their length varies)."""
+    from mlflow.entities import Metric, Param
+
+    from src.figures import build_all
+    from src.figures.vaa_vs_test import correlations
+
+    uri, client = store
+    exp_id = client.create_experiment("horizon")
+    losses = {("none", 50): [0.2, 0.9, 1.0], ("none", 200): [1.0, 1.1, 1.0],
+              ("full", 50): [0.1, 0.2, 0.3], ("full", 200): [0.4, 0.9, 0.3]}
+    for (variant, length), seeds in losses.items():
+        for seed, loss in enumerate(seeds):
+            tags = {"cell": "lstm", "benchmark": "copy", "warmup": variant, "seed": str(seed),
+                    "figure": "memory_horizon", "completed": "true",
+                    "config_hash": f"{variant}-{length}-{seed}"}
+            run_id = client.create_run(exp_id, tags=tags).info.run_id
+            params = {"warmup.fraction": "1.0" if variant == "full" else "0.0",
+                      "warmup.steps": "100", "net.parallel": "False", "vaa.group_size": "32",
+                      "benchmark.seq_length": str(length)}
+            metrics = [Metric("test/loss", loss, 0, 4), Metric("vaa", 1 / 32, 0, 1)]
+            client.log_batch(run_id, metrics=metrics,
+                             params=[Param(k, v) for k, v in params.items()])
+            client.set_terminated(run_id, "FINISHED")
+    out = tmp_path / "figures"
+    build_all(uri, "horizon", out)
+    assert (out / "memory_horizon.png").stat().st_size > 1000
+    summary = (out / "summary.md").read_text()
+    assert "| lstm | none | 0.900 (1/3) | 1.000 (0/3) |" in summary
+    assert "| lstm | full | 0.200 (3/3) | 0.400 (2/3) |" in summary
+    assert "| copy |" not in summary
+    from src.figures.store import load_runs
+
+    assert correlations(load_runs(uri, "horizon")) == {}
+
+
 @pytest.mark.parametrize(("tags", "params", "expected"), [
     ({"warmup": "partial"}, {"warmup.fraction": "0.5", "warmup.steps": "100"}, "partial"),
     ({"warmup": "partial"}, {"warmup.fraction": "0.25", "warmup.steps": "100"}, "partial-0.25"),
@@ -222,7 +296,8 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
                            timeout=1800)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = tmp_path / "figures"
-    for name in ("multistability", "attractors", "learning_curves", "precision", "vaa_vs_test"):
+    for name in ("multistability", "attractors", "learning_curves", "precision", "vaa_vs_test",
+                 "memory_horizon", "tmaze"):
         assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists(), name
     rows = _table((out / "summary.md").read_text())
     cells = {c for f in FIGURES for c in _axes(f, "smoke")["cell"]}

@@ -305,7 +305,7 @@ def test_the_command_line_runs_the_tmaze_into_mlflow(tmp_path, store):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test/return" in proc.stdout
     (run,) = client.search_runs([client.get_experiment_by_name("rl").experiment_id])
-    assert run.info.status == "FINISHED" and run.info.run_name == "lstm-full-tmaze-s0"
+    assert run.info.status == "FINISHED" and run.info.run_name == "lstm-full-tmaze2-s0"
     assert run.data.tags["benchmark"] == "tmaze" and run.data.params["benchmark.length"] == "2"
     for key in ("eval/return", "eval/optimal", "episodes_to_solve", "solved", "test/return",
                 "vaa", "attractors", "settled", "warmup/vaa_star"):

@@ -11,7 +11,8 @@ from importlib import import_module
 from pathlib import Path
 
 #: The figure modules, in the order of the paper's claims; ``summary`` writes the table.
-FIGURES = ("multistability", "attractors", "learning_curves", "precision", "vaa_vs_test")
+FIGURES = ("multistability", "attractors", "learning_curves", "precision", "vaa_vs_test",
+           "memory_horizon", "tmaze")
 
 
 def make_all(runs, out: Path, title: str = "") -> list[Path]:

@@ -1,6 +1,7 @@
 """Table (claims 1-5 in numbers): per benchmark x cell x warm-up variant, mean ± std over
 seeds of the final test metric and of the attractor count (at initialisation, after
-warm-up, after the last epoch), and the VAA / test-loss correlation of figure 4.
+warm-up, after the last epoch), the VAA / test-loss correlation of figure 4, and the memory
+horizon's and the T-Maze's tables.
 Every completed run of the experiment counts. Written to ``summary.md``.
 
     python -m src.figures.summary --experiment reproduce-cpu --out outputs/figures
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from src.figures import memory_horizon, tmaze
 from src.figures.cli import cli
 from src.figures.plots import nothing
 from src.figures.runs import AFTER_WARMUP, CELLS, INIT, VARIANTS
@@ -22,6 +24,9 @@ COLUMNS = ("benchmark", "cell", "warm-up", "seeds", "test loss", "test acc",
 
 
 def rows(runs) -> list[list[str]]:
+    # the T-Maze and the memory horizon (copy at other lengths) have their own tables
+    runs = [r for r in runs if "episodes_to_solve" not in r.metrics
+            and r.figure not in memory_horizon.SWEEPS]
     by = group(runs, "benchmark", "cell", "variant")
     keys = sorted(by, key=lambda k: (k[0], order({r.cell for r in runs}, CELLS).index(k[1]),
                                      order({r.variant for r in runs}, VARIANTS).index(k[2])))
@@ -60,6 +65,7 @@ def make(runs, out: Path, title: str = "") -> list[Path]:
         lines += ["", "## Multistability and learning (figure 4)", "", about, "",
                   "| benchmark | runs | Spearman rho |", "|---|---|---|"]
         lines += [f"| {b} | {k} | {rho:.2f} |" for b, (k, rho) in corr.items()]
+    lines += memory_horizon.markdown(runs) + tmaze.markdown(runs)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")

@@ -1,4 +1,5 @@
-"""Figure 4 (claim 5): reachable multistability against learning, every completed run:
+"""Figure 4 (claim 5): reachable multistability against learning, every completed run but
+the memory-horizon sweep's:
 VAA after warm-up (step 1, before any supervised step; the initial VAA for runs without
 warm-up) against the final test loss, one panel per benchmark, with Spearman's rank
 correlation printed (and in each panel's title).
@@ -18,10 +19,17 @@ from src.figures.runs import AFTER_WARMUP, VARIANTS
 from src.figures.stats import order
 
 
+#: Sweeps left out: the memory horizon varies the length, which sets the loss by itself.
+VARIED_LENGTH = ("memory_horizon",)
+
+
 def points(runs, bench):
-    """(VAA after warm-up, test loss, variant) of the runs on ``bench`` that have both."""
+    """(VAA after warm-up, test loss, variant) of the runs on ``bench`` that have both, at the
+    benchmark's one length (the memory-horizon sweep's other lengths are left out)."""
     out = []
     for r in runs:
+        if r.figure in VARIED_LENGTH:
+            continue
         v, loss = r.at("vaa", AFTER_WARMUP), r.metrics.get("test/loss")
         if r.benchmark == bench and v is not None and loss is not None and math.isfinite(loss):
             out.append((v, loss, r.variant))
