@@ -123,18 +123,43 @@ def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs)
 
 
 # ---------------------------------------------------------------- the method
-def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir: Path) -> dict:
+def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir: Path,
+          resume: Path | None = None, logged_until: tuple[int, int] = (0, 0)) -> dict:
     """The method: measure, warm up, measure, then fit (measuring after every epoch) and test.
-    Returns the summary numbers, the best checkpoint's path, and the weights of each stage."""
-    result: dict = {}
-    weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
-    measure(meter, net, logger, INIT_STEP, "init", result)
-    if net.warms_up and cfg.warmup.active and cfg.warmup.steps > 0:  # not none nor parallel
-        warm_up(cfg, dm, net, logger, out_dir)
-        weights["warmup"] = snapshot(net)
-    measure(meter, net, logger, WARMUP_STEP, "warmup", result)
-    fit = fit_rl if dm.task == "rl" else fit_and_test
-    result.update(fit(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger, out_dir))
+    Returns the summary numbers, the best checkpoint's path, and the weights of each stage.
+
+    ``resume``: the run's resume folder (:func:`src.tracking.resume_folder`). The network after
+    warm-up is saved there (``warmed.pt``, with the random state and the numbers so far), and
+    Lightning's checkpoints of stage 2 (``last.ckpt`` every epoch, ``best.ckpt``). A run
+    restarted on a folder that holds them skips what they cover: warm-up, and the epochs up
+    to the last checkpoint (``logged_until``: the last epoch whose losses, and whose VAA, are in
+    the store).
+    """
+    state = resume / "warmed.pt" if resume is not None else None
+    if state is not None and state.exists():
+        saved = torch.load(state, weights_only=False)
+        net.load_state_dict(saved["net"])
+        torch.set_rng_state(saved["rng"])
+        result, weights = saved["result"], saved["weights"]
+    else:
+        result: dict = {}
+        weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
+        measure(meter, net, logger, INIT_STEP, "init", result)
+        if net.warms_up and cfg.warmup.active and cfg.warmup.steps > 0:  # not none nor parallel
+            warm_up(cfg, dm, net, logger, out_dir)
+            weights["warmup"] = snapshot(net)
+        measure(meter, net, logger, WARMUP_STEP, "warmup", result)
+        if state is not None:
+            partial = state.with_suffix(".tmp")
+            torch.save({"net": net.state_dict(), "rng": torch.get_rng_state(),
+                        "result": dict(result), "weights": weights}, partial)
+            os.replace(partial, state)  # whole or absent, whenever the run is killed
+    if dm.task == "rl":
+        result.update(fit_rl(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger,
+                             out_dir))
+    else:
+        result.update(fit_and_test(cfg, dm, net, meter if cfg.vaa.every_epoch else None, logger,
+                                   out_dir, resume, logged_until))
     weights["trained"] = snapshot(net)  # the best validation weights, which were tested
     result["weights"] = weights
     return result
@@ -154,13 +179,27 @@ def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None
 
 
 def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, logger,
-                 out_dir: Path) -> dict:
-    """Stage 2: supervised training, keeping the best validation weights, which are tested."""
-    sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr, meter=meter)
-    best = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss",
-                           mode="min", save_top_k=1, save_weights_only=True)
-    trainer = make_trainer(cfg, logger, out_dir, callbacks=[best], max_epochs=cfg.trainer.max_epochs)
-    trainer.fit(sup, datamodule=dm)
+                 out_dir: Path, resume: Path | None = None,
+                 logged_until: tuple[int, int] = (0, 0)) -> dict:
+    """Stage 2: supervised training, keeping the best validation weights, which are tested.
+    With a ``resume`` folder, the checkpoints go there, one after every epoch (``last.ckpt``,
+    written after the epoch's metrics), and a ``last.ckpt`` found there is continued from."""
+    sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr, meter=meter,
+                           logged_until=logged_until)
+    folder = resume if resume is not None else out_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, save_weights_only=True, enable_version_counter=False)
+    callbacks = [best]
+    last = None
+    if resume is not None:
+        callbacks.append(ModelCheckpoint(dirpath=resume, filename="last", monitor=None,
+                                         save_top_k=1, save_on_train_epoch_end=True,
+                                         enable_version_counter=False))
+        last = resume / "last.ckpt"
+    trainer = make_trainer(cfg, logger, out_dir, callbacks=callbacks,
+                           max_epochs=cfg.trainer.max_epochs)
+    trainer.fit(sup, datamodule=dm,
+                ckpt_path=str(last) if last is not None and last.exists() else None)
     trainer.test(sup, datamodule=dm, ckpt_path="best", verbose=False)
     logger.log_metrics(sup.test_metrics, step=cfg.trainer.max_epochs)
     result = dict(sup.test_metrics, best_checkpoint=best.best_model_path)

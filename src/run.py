@@ -113,27 +113,45 @@ def main(cfg: DictConfig) -> float:
         abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
     meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
 
-    # the run is created only now, after the checks and the build: bad input leaves none behind
-    for stale in tracking.close_abandoned(uri, cfg.mlflow.experiment, digest):
+    # the run is created only now, after the checks and the build: bad input leaves none behind.
+    # A supervised run keeps what it needs to be resumed in a folder of its config digest; the
+    # same command, after a kill, continues the same MLflow run (README, "Resuming").
+    folder = (tracking.resume_folder(Path.cwd(), cfg.mlflow.experiment, digest)
+              if dm.task != "rl" else None)
+    found = tracking.find_resumable(uri, cfg.mlflow.experiment, digest, folder) if folder else None
+    resumed, logged_until = found if found else (None, (0, 0))
+    for stale in tracking.close_abandoned(uri, cfg.mlflow.experiment, digest, keep=resumed):
         print(f"marked run {stale} KILLED: it was left RUNNING by a process that is gone "
               "(killed or crashed); this run starts afresh")
+    if resumed:
+        print(f"resuming run {name} ({resumed}) from its last checkpoint in {folder}")
+    elif folder is not None and folder.exists():
+        shutil.rmtree(folder)  # a stale folder: killed during warm-up, or not resumable
     config_file = out_dir / "config.yaml"
     OmegaConf.save(cfg, config_file, resolve=True)
     started = time.time()
     try:
         with tracking.open_run(uri, cfg.mlflow.experiment, name, pipeline.run_tags(cfg, digest),
-                               tracking.flatten(resolved), files=[config_file]) as run:
+                               tracking.flatten(resolved), files=[config_file],
+                               resume=resumed) as run:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "run_id").write_text(run.run_id)
             logger = pipeline.RunLogger(tracking_uri=uri, run_id=run.run_id)
-            result = pipeline.train(cfg, dm, net, meter, logger, out_dir)
+            result = pipeline.train(cfg, dm, net, meter, logger, out_dir, folder, logged_until)
             if result["best_checkpoint"]:
                 run.log_artifact(result["best_checkpoint"], "checkpoint")
             pipeline.log_pictures(cfg, run, name, net, result.pop("weights"), meter, out_dir)
     except FloatingPointError as err:  # a diverged stage: the run is FAILED, its folder kept
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing to resume: it would diverge again
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {one_line(err)} (run {name} marked FAILED; HYDRA_FULL_ERROR=1 for the "
               "traceback)", file=sys.stderr)
         sys.exit(1)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)  # finished: the checkpoint is in the store
     print_summary(name, run.run_id, uri, cfg, result, time.time() - started, out_dir)
     # what a Hydra sweeper minimises: the test loss, or for the T-Maze the episodes to solve it
     return float(result["test/loss"] if "test/loss" in result else result["episodes_to_solve"])

@@ -30,6 +30,7 @@ class SupervisedModule(pl.LightningModule):
         task: str,
         lr: float = 1e-3,
         meter: VAAMeter | None = None,
+        logged_until: tuple[int, int] = (0, 0),
     ):
         super().__init__()
         if task not in ("regression", "classification"):
@@ -41,6 +42,10 @@ class SupervisedModule(pl.LightningModule):
         self._sums: dict[str, float] = {}
         self.test_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
+        # a resumed run: the last epoch whose losses, and whose VAA, are in the store already
+        # (a kill after an epoch's metrics were logged but before its checkpoint was
+        # written): those epochs are run again but not logged again
+        self.logged_until = logged_until
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.net.parameters(), lr=self.lr)
@@ -98,15 +103,26 @@ class SupervisedModule(pl.LightningModule):
                    if k in self.trainer.callback_metrics}
         if "val/acc" in self.trainer.callback_metrics:
             metrics["val/acc"] = float(self.trainer.callback_metrics["val/acc"])
-        if self.logger is not None:
+        losses_logged, vaa_logged = self.logged_until
+        if self.logger is not None and epoch > losses_logged:
             self.logger.log_metrics(metrics, step=epoch)
         if self.meter is not None:
             m = vaa_metrics(self.meter(self.net))
             metrics.update(m)
-            if self.logger is not None:
+            if self.logger is not None and epoch > vaa_logged:
                 self.logger.log_metrics(m, step=epoch_step(epoch))
             self.log("vaa", m["vaa"], prog_bar=True, logger=False)
         self.history.append({"epoch": epoch, **metrics})
+
+    # A resumed fit continues torch's random stream where the checkpoint left it (the next
+    # epoch's shuffle: the only draws of stage 2), so that it ends on the numbers of an
+    # uninterrupted run.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["torch_rng"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng"])
 
     def test_step(self, batch, batch_idx):
         self._accumulate("test", batch)

@@ -170,31 +170,68 @@ def find_completed(uri: str, experiment: str, digest: str):
     return runs[0] if runs else None
 
 
-def close_abandoned(uri: str, experiment: str, digest: str) -> list[str]:
-    """Mark ``KILLED`` the runs of this config left ``RUNNING`` by a process of this machine
-    that no longer exists (a run killed with SIGKILL, or by a crash, cannot end its own
-    run). Runs of other machines, or whose process is alive, are left alone. Returns the
-    ids of the runs marked."""
+def process_gone(run) -> bool:
+    """The run was started on this machine by a process that no longer exists (killed with
+    SIGKILL, or crashed: it could not end its own run)."""
     import socket
 
+    tags = run.data.tags
+    if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
+        return False
+    try:
+        os.kill(int(tags["pid"]), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, owned by someone else
+        return False
+    return False
+
+
+def close_abandoned(uri: str, experiment: str, digest: str, keep: str | None = None) -> list[str]:
+    """Mark ``KILLED`` the runs of this config left ``RUNNING`` by a process of this machine
+    that no longer exists, but ``keep`` (the run about to be resumed). Runs of other
+    machines, or whose process is alive, are left alone. Returns the ids of the runs marked."""
     client, stale = search_existing(
         uri, experiment, f"tags.config_hash = '{digest}' and attributes.status = 'RUNNING'", 1000)
     marked = []
     for run in stale:
-        tags = run.data.tags
-        if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
-            continue
-        try:
-            os.kill(int(tags["pid"]), 0)  # signal 0: only asks whether the process exists
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # it exists, owned by someone else
+        if run.info.run_id == keep or not process_gone(run):
             continue
         client.set_tag(run.info.run_id, "abandoned", "true")
         client.set_terminated(run.info.run_id, "KILLED")
         marked.append(run.info.run_id)
     return marked
+
+
+def resume_folder(root: Path, experiment: str, digest: str) -> Path:
+    """Where a run keeps what it needs to be resumed (src/pipeline.py::train): one folder per
+    experiment and config digest, so that the same command finds it again."""
+    return root / "outputs" / "resume" / f"{experiment}-{digest}"
+
+
+def find_resumable(uri: str, experiment: str, digest: str,
+                   folder: Path) -> tuple[str, tuple[int, int]] | None:
+    """``(run id, (last epoch whose losses are in the store, last epoch whose VAA is))`` of the run that ``folder`` belongs to, when it can
+    be continued: the folder holds its network after warm-up, and the run is ``KILLED`` (Ctrl-C,
+    or marked so) or still ``RUNNING`` with its process gone. None otherwise (then the folder
+    is stale: a kill during warm-up, a run that failed or finished, or another machine's)."""
+    marker = folder / "run_id"
+    if not (marker.exists() and (folder / "warmed.pt").exists()):
+        return None
+    run_id = marker.read_text().strip()
+    _, runs = search_existing(uri, experiment,
+                              f"tags.config_hash = '{digest}' and attributes.run_id = '{run_id}'", 1)
+    if not runs:
+        return None
+    run = runs[0]
+    if not (run.info.status == "KILLED" or (run.info.status == "RUNNING" and process_gone(run))):
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    losses = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=0)
+    vaa = max((m.step for m in client.get_metric_history(run_id, "vaa")), default=1) - 1
+    return run_id, (losses, max(vaa, 0))  # VAA after epoch e is at step 1 + e (src/vaa.py)
 
 
 #: Untracked files here change what a run computes (a new cell, a new YAML): they make a tree dirty.
@@ -229,22 +266,35 @@ class TrackedRun:
 
 @contextmanager
 def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
-             params: dict[str, object], files=()) -> Iterator[TrackedRun]:
+             params: dict[str, object], files=(), resume: str | None = None
+             ) -> Iterator[TrackedRun]:
     """The lifecycle of one run: created (in ``experiment``, with ``tags``, the ``params``
-    and the ``files`` as artifacts) when the block starts; ``FINISHED`` and tagged
-    ``completed=true`` when it ends normally; ``KILLED`` on Ctrl-C, ``FAILED`` on any other
-    exception, which is re-raised."""
+    and the ``files`` as artifacts) when the block starts, or, given ``resume`` (a run id from
+    :func:`find_resumable`), that run set ``RUNNING`` again with the new ``tags`` (``pid``...)
+    and its count of ``resumed`` raised; ``FINISHED`` and tagged ``completed=true`` when it
+    ends normally; ``KILLED`` on Ctrl-C, ``FAILED`` on any other exception, which is re-raised."""
     quiet_mlflow()  # before MLflow is imported: its loggers are set up on import
-    from mlflow.entities import Param
+    from mlflow.entities import Param, RunTag
     from mlflow.tracking import MlflowClient
 
     experiment_id = prepare_store(uri, experiment)  # first: it creates the store under a lock
     client = MlflowClient(uri)
-    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    if resume is None:
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    else:
+        run_id = resume
+        before = client.get_run(run_id).data.tags
+        client.update_run(run_id, status="RUNNING")
+        if "abandoned" in before:  # marked KILLED by a later run: it is resumed now
+            client.delete_tag(run_id, "abandoned")
+        times = int(before.get("resumed", "0")) + 1
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in
+                                       {**tags, "resumed": str(times)}.items()])
     try:
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        for path in files:
-            client.log_artifact(run_id, str(path))
+        if resume is None:
+            client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            for path in files:
+                client.log_artifact(run_id, str(path))
         yield TrackedRun(client, run_id)
     except KeyboardInterrupt:
         client.set_terminated(run_id, "KILLED")

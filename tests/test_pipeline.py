@@ -372,3 +372,92 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(store):
     assert client.get_run(ids["dead"]).info.status == "KILLED"
     assert client.get_run(ids["alive"]).info.status == "RUNNING"
     assert compose_config([]).mlflow.skip_finished is True  # a finished run is reused
+
+
+def test_a_killed_run_resumes_from_its_last_epoch_into_the_same_run(tmp_path, store):
+    """Fault injection: SIGKILL during stage 2, then the same command. The same MLflow run is
+    continued from the last completed epoch: one run, each epoch's curve point once, and the
+    final numbers of an uninterrupted run (same seed, same threads)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri, client = store
+    args = ["cell=gru", "warmup=partial", *tiny(), "net.hidden_size=8", "trainer.max_epochs=8",
+            "benchmark.seq_length=40", "benchmark.train_size=600", "trainer.threads=1",
+            f"mlflow.tracking_uri={uri}"]
+    straight = run_cli([*args, "mlflow.experiment=straight"], cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "src.run", *args, "mlflow.experiment=resumed"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, run = time.time() + 240, None
+    while time.time() < deadline and proc.poll() is None:  # kill once epoch 2 is logged
+        exp = client.get_experiment_by_name("resumed")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and runs[0].data.metrics.get("val/loss") is not None:
+            steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "val/loss")]
+            if max(steps) >= 2:
+                run = runs[0]
+                proc.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert run is not None, "the run ended before epoch 2 could be seen: make it longer"
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # what SIGKILL leaves
+    folders = list((tmp_path / "outputs" / "resume").iterdir())
+    assert len(folders) == 1 and (folders[0] / "last.ckpt").exists()
+
+    again = run_cli([*args, "mlflow.experiment=resumed"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming run gru-partial-copy-s0 ({run.info.run_id}) from" in again.stdout
+    (done,) = client.search_runs([client.get_experiment_by_name("resumed").experiment_id])
+    assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
+    assert done.data.tags["resumed"] == "1" and done.data.tags["completed"] == "true"
+    (ref,) = client.search_runs([client.get_experiment_by_name("straight").experiment_id])
+    for key in ("train/loss", "val/loss", "vaa", "warmup/loss"):
+        got = [(m.step, m.value) for m in client.get_metric_history(done.info.run_id, key)]
+        want = [(m.step, m.value) for m in client.get_metric_history(ref.info.run_id, key)]
+        assert sorted(got) == sorted(want), key  # every step once, the same values
+    assert done.data.metrics["test/loss"] == ref.data.metrics["test/loss"]
+    assert not folders[0].exists()  # finished: nothing left to resume
+
+
+def test_only_a_run_killed_after_its_warm_up_is_resumable(tmp_path, store):
+    """A kill during warm-up leaves no warmed network: the run is marked KILLED and the next
+    one starts afresh. After warm-up, a run left RUNNING by a dead process, or KILLED, is
+    resumable; a FAILED or FINISHED one, or one whose process lives, never is."""
+    import socket
+    import subprocess
+    import sys
+
+    from src import tracking
+
+    uri, client = store
+    exp_id = tracking.prepare_store(uri, "e")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    folder = tracking.resume_folder(tmp_path, "e", "d2")
+    folder.mkdir(parents=True)
+
+    def run_with(pid):
+        run_id = client.create_run(exp_id, tags={"config_hash": "d2", "host": socket.gethostname(),
+                                                 "pid": pid}).info.run_id
+        (folder / "run_id").write_text(run_id)
+        return run_id
+
+    run_id = run_with(dead)
+    assert tracking.find_resumable(uri, "e", "d2", folder) is None  # killed during warm-up
+    (folder / "warmed.pt").write_bytes(b"x")
+    client.log_metric(run_id, "train/loss", 0.5, step=3)
+    assert tracking.find_resumable(uri, "e", "d2", folder) == (run_id, (3, 0))
+    client.set_terminated(run_id, "KILLED")
+    assert tracking.find_resumable(uri, "e", "d2", folder) == (run_id, (3, 0))
+    for status in ("FAILED", "FINISHED"):
+        client.set_terminated(run_id, status)
+        assert tracking.find_resumable(uri, "e", "d2", folder) is None
+    run_with(str(os.getpid()))  # its process is alive (this one)
+    assert tracking.find_resumable(uri, "e", "d2", folder) is None

@@ -317,7 +317,9 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     assert len(client.search_runs([exp.experiment_id])) == total + 1
     # progress lines come from the store: one per job, each naming its run
     assert first.stdout.count(f"/{total}] ") == total
-    assert f"[{total}/{total}] precision  gru-parallel-" in first.stdout
+    assert "] precision  gru-parallel-copy" not in first.stdout  # named by their benchmark
+    assert "] precision  gru-parallel-" in first.stdout
+    assert f"[{total}/{total}] tmaze  gru-partial-tmaze3-s1" in first.stdout  # the last job
 
     assert main(["--scale", "smoke", "--plan", "--tracking-uri", uri]) == 0
     plan = capsys.readouterr().out
