@@ -17,9 +17,12 @@ and the ratios the targets of the speed issue ask for: train/bound (target <= 3)
 warm/train (target <= 1.5). For the cells PyTorch ships (gru, lstm, rnn), ``torch/us`` is
 "what a user would pick instead": the same training step with ``nn.GRU``/``nn.LSTM``/
 ``nn.RNN`` (2 layers, same shape, same read-out, denormals flushed the same way), timed
-interleaved with ours in this run, over its time here. Every ratio printed comes from this
-run; nothing is compared with figures from another sitting. (Timing the authors' code
-beside ours needs their repository and stand-ins for its dependencies; not in this script.)
+interleaved with ours in this run, over its time here. With ``--authors PATH`` (a checkout of
+github glambrechts/warmup), the authors' ``Model`` is timed the same way on the same shape,
+interleaved with ours: ``authors/us`` for train, warm and vaa (their cells: gru, lstm, chrono,
+mgu, brc, nbrc; their module imports wandb only to log, so a stand-in that logs nothing is
+put in its place). Every ratio printed comes from this run; nothing is compared with
+figures from another sitting.
 Timings are medians over --repeat runs after one warm-up run. The machine is shared and
 noisy: compare ratios within one run, not absolute times across runs.
 """
@@ -96,6 +99,45 @@ def torch_train_step(name: str, hidden: int, x, y):
     return step
 
 
+def load_authors(path: Path):
+    """The authors' ``Model`` class from a checkout of their code (nothing of it is copied)."""
+    import types
+
+    if not (path / "models_pytorch" / "models.py").exists():
+        sys.exit(f"error: --authors {path}: no models_pytorch/models.py there; give a checkout "
+                 "of github glambrechts/warmup")
+    sys.modules.setdefault("wandb", types.SimpleNamespace(log=lambda *a, **k: None))
+    sys.path.insert(0, str(path))
+    from models_pytorch.models import Model, cell_class
+
+    return Model, set(cell_class)
+
+
+def authors_steps(authors, name: str, hidden: int, length: int, x, y):
+    """The authors' training step, warm-up step at horizon 200 and VAA (T = 10 000, N = 32) on
+    the same shape and inputs as ours, or None for a cell they do not have."""
+    if authors is None or name not in authors[1]:
+        return None
+    torch.manual_seed(0)
+    extra = {"t_max": length} if name == "chrono" else {}
+    model = authors[0](name, 1, hidden, LAYERS, 1, regression=True, **extra)
+    mask = torch.zeros(length, BATCH, 1, dtype=torch.bool)
+    mask[-1] = True
+    target = y.view(1, BATCH)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def train():
+        model.training_step(x, target, mask, 1e-3)
+
+    def warm():  # their warmup_step at horizon 200, without its logging and printing
+        opt.zero_grad()
+        values = model.vaa_star(x, 200, 1e-4)
+        torch.nn.functional.mse_loss(values, torch.full_like(values, 0.95)).backward()
+        opt.step()
+
+    return train, warm, lambda: model.vaa(x, VAA_T, 1e-4)
+
+
 def matmul_gflops(batch: int, hidden: int, repeat: int = 200) -> float:
     """GFLOP/s of a plain (batch x hidden) @ (hidden x 3 hidden) product, the recurrent step's shape."""
     a, b = torch.randn(batch, hidden), torch.randn(hidden, 3 * hidden)
@@ -111,7 +153,7 @@ def matmul_gflops(batch: int, hidden: int, repeat: int = 200) -> float:
     return 2 * batch * hidden * 3 * hidden * repeat / best / 1e9
 
 
-def bench_cell(name: str, shape: str, repeat: int, gflops: float) -> dict:
+def bench_cell(name: str, shape: str, repeat: int, gflops: float, authors=None) -> dict:
     hidden, length = SHAPES[shape]["hidden"], SHAPES[shape]["length"]
     torch.manual_seed(0)
     net = StackedRNN(make_cell_class(name, length), 1, hidden, LAYERS, 1, warm_fraction=1.0)
@@ -146,17 +188,22 @@ def bench_cell(name: str, shape: str, repeat: int, gflops: float) -> dict:
         ((values - 0.95) ** 2).mean().backward()
         warm_opt.step()
 
-    theirs = torch_train_step(name, hidden, x, y)
-    ours_t, torch_t = (timed_together([train_step, theirs], repeat) if theirs
-                       else (timed(train_step, repeat), None))
-    out = {
-        "train": ours_t,
-        "torch": torch_t,
-        "warm": timed(warm_step, repeat),
-        "vaa": timed(lambda: measure_vaa(net, x, steps=VAA_T, group_size=BATCH), max(1, repeat // 2)),
-        "bound": 1000 * flops / (gflops * 1e9),
-        "gflop": flops / 1e9,
-    }
+    def vaa():
+        measure_vaa(net, x, steps=VAA_T, group_size=BATCH)
+
+    baseline = torch_train_step(name, hidden, x, y)
+    theirs = authors_steps(authors, name, hidden, length, x, y)
+    train = [train_step, *([baseline] if baseline else []), *([theirs[0]] if theirs else [])]
+    train_t = timed_together(train, repeat)
+    out = {"train": train_t[0], "torch": train_t[1] if baseline else None,
+           "bound": 1000 * flops / (gflops * 1e9), "gflop": flops / 1e9}
+    if theirs:
+        out["authors_train"] = train_t[-1]
+        out["warm"], out["authors_warm"] = timed_together([warm_step, theirs[1]], repeat)
+        out["vaa"], out["authors_vaa"] = timed_together([vaa, theirs[2]], max(1, repeat // 2))
+    else:
+        out["warm"] = timed(warm_step, repeat)
+        out["vaa"] = timed(vaa, max(1, repeat // 2))
     return out
 
 
@@ -167,7 +214,10 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--authors", type=Path, default=None,
+                        help="a checkout of github glambrechts/warmup: time their code too")
     args = parser.parse_args()
+    authors = load_authors(args.authors) if args.authors else None
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -179,13 +229,20 @@ def main() -> None:
         print(f"\n## {shape}: hidden {hidden}, length {length}; plain matmul "
               f"{BATCH}x{hidden} @ {hidden}x{3 * hidden}: {gflops:.0f} GFLOP/s")
         print(f"{'cell':7} {'train':>8} {'warm':>8} {'vaa':>8} {'bound':>8} {'GFLOP':>7} "
-              f"{'train/bound':>11} {'warm/train':>10} {'torch/us train':>15}")
+              f"{'train/bound':>11} {'warm/train':>10} {'torch/us train':>15}"
+              + (f" {'authors/us: train':>18} {'warm':>6} {'vaa':>6}" if authors else ""))
         for name in args.cells:
-            r = bench_cell(name, shape, args.repeat, gflops)
+            r = bench_cell(name, shape, args.repeat, gflops, authors)
             vs = f"{r['torch'] / r['train']:14.2f}x" if r["torch"] else f"{'-':>15}"
+            theirs = ""
+            if authors:
+                theirs = (f" {r['authors_train'] / r['train']:17.2f}x"
+                          f" {r['authors_warm'] / r['warm']:5.2f}x"
+                          f" {r['authors_vaa'] / r['vaa']:5.2f}x") if "authors_train" in r else (
+                          f" {'-':>18} {'-':>6} {'-':>6}")
             print(f"{name:7} {r['train']:8.1f} {r['warm']:8.1f} {r['vaa']:8.1f} {r['bound']:8.1f} "
                   f"{r['gflop']:7.2f} {r['train'] / r['bound']:11.1f} {r['warm'] / r['train']:10.2f} "
-                  f"{vs}", flush=True)
+                  f"{vs}{theirs}", flush=True)
 
 if __name__ == "__main__":
     main()
