@@ -33,6 +33,8 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 # Lightning 2.6 with torch 2.13 warns about its own use of a torch internal, on every fit.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# The resume folder holds the network after warm-up before the first checkpoint: expected.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 class RunLogger(MLFlowLogger):

@@ -158,6 +158,7 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     assert len(rows) == 2 * 3 + 2 * 2 * 4
     row = rows[("copy", "gru", "none")]  # the interrupted run (loss 100) is left out
     assert (row["seeds"], row["test loss"], row["test acc"]) == ("3", "0.7 ± 0.2", "–")
+    assert (row["median"], row["solved"]) == ("0.7", "0/3")  # copy: solved below MSE 0.5
     assert (row["attractors at init"], row["attractors after warm-up"]) == ("1 ± 0", "1 ± 0")
     assert row["attractors final"] == "5 ± 2"
     row = rows[("copy", "lstm", "full")]
@@ -167,6 +168,9 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     assert (row["test loss"], row["test acc"], row["attractors final"]) == (
         "0.6 ± 0.2", "0.4 ± 0.2", "2 ± 0")
     assert rows[("denoising", "gru", "partial")]["test loss"] == "0.05 ± 0"
+    assert rows[("denoising", "gru", "partial")]["solved"] == "3/3"  # below 0.1
+    assert rows[("denoising", "gru", "none")]["solved"] == "0/3"
+    assert rows[("seq_digits", "gru", "full")]["solved"] == "–"  # no threshold
     # more attractors after warm-up, lower loss: a negative rank correlation, printed
     assert "copy: Spearman rho(VAA after warm-up, test loss) = -" in capsys.readouterr().out
 

@@ -15,10 +15,10 @@ from src.figures import memory_horizon, tmaze
 from src.figures.cli import cli
 from src.figures.plots import nothing
 from src.figures.runs import AFTER_WARMUP, CELLS, INIT, VARIANTS
-from src.figures.stats import fmt, group, order
+from src.figures.stats import SOLVED_BELOW, fmt, group, median, order, solved_share
 from src.figures.vaa_vs_test import correlations
 
-COLUMNS = ("benchmark", "cell", "warm-up", "seeds", "test loss", "test acc",
+COLUMNS = ("benchmark", "cell", "warm-up", "seeds", "test loss", "median", "solved", "test acc",
            "attractors at init", "attractors after warm-up", "settled after warm-up",
            "attractors final")
 
@@ -35,6 +35,8 @@ def rows(runs) -> list[list[str]]:
         sel = by[(bench, cell, var)]
         table.append([bench, cell, var, str(len(sel)),
                       fmt([r.metrics.get("test/loss") for r in sel]),
+                      median([r.metrics.get("test/loss") for r in sel]),
+                      solved_share(sel),
                       fmt([r.metrics.get("test/acc") for r in sel]),
                       fmt([r.at("attractors", INIT) for r in sel]),
                       fmt([r.at("attractors", AFTER_WARMUP) for r in sel]),
@@ -48,7 +50,10 @@ def make(runs, out: Path, title: str = "") -> list[Path]:
         return nothing("summary")
     n = max(r.group_size for r in runs)
     legend = (f"{len(runs)} completed runs. Each cell of the table: mean ± standard deviation "
-              "over seeds (sample std; a single value when one seed). Test acc: classification "
+              "over seeds (sample std; a single value when one seed); median: the median test loss; "
+              "solved: the runs whose test MSE is below "
+              + ", ".join(f"{v} on {k}" for k, v in SOLVED_BELOW.items())
+              + " (chance is 1). Test acc: classification "
               f"only. Attractors: distinct attractors reached by N = {n} sequences (N x VAA; 1 = "
               "monostable) at initialisation, after warm-up (= at initialisation without "
               "warm-up) and after the last epoch; settled: the share of those final states "
