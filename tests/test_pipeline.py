@@ -384,8 +384,8 @@ def test_a_killed_run_resumes_from_its_last_epoch_into_the_same_run(tmp_path, st
     import time
 
     uri, client = store
-    args = ["cell=gru", "warmup=partial", *tiny(), "net.hidden_size=8", "trainer.max_epochs=8",
-            "benchmark.seq_length=40", "benchmark.train_size=600", "trainer.threads=1",
+    args = ["cell=gru", "warmup=partial", *tiny(), "net.hidden_size=8", "trainer.max_epochs=6",
+            "benchmark.seq_length=40", "benchmark.train_size=400", "trainer.threads=1",
             f"mlflow.tracking_uri={uri}"]
     straight = run_cli([*args, "mlflow.experiment=straight"], cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
