@@ -125,7 +125,9 @@ class Progress:
                 continue
             self.seen.add(digest)
             self.done, self.trained = self.done + 1, self.trained + 1
-            seconds = ((run.info.end_time or 0) - run.info.start_time) / 1000
+            # end_time is set a moment after the tag `completed`: until then, time it to now
+            end = run.info.end_time or int(time.time() * 1000)
+            seconds = (end - run.info.start_time) / 1000
             metrics = "  ".join(f"{k} {v:.4f}" for k, v in sorted(run.data.metrics.items())
                                 if k.startswith("test/"))
             print(f"  [{self.done:>{len(str(self.total))}}/{self.total}] {figure}  "
