@@ -13,35 +13,27 @@ import matplotlib.pyplot as plt
 
 from src.figures.cli import cli
 from src.figures.plots import COLORS, LABELS, nothing, save
-from src.figures.runs import CELLS, VARIANTS, of_sweeps
-from src.figures.stats import SOLVED_BELOW, group, order
+from src.figures.stats import SOLVED_BELOW, length_sweep
 
 SWEEPS = ("memory_horizon",)
 SOLVED = SOLVED_BELOW["copy"]  # a run below this test MSE has learned the dependency
 
 
-def horizon_runs(runs):
-    sel = [r for r in of_sweeps(runs, SWEEPS)
-           if "test/loss" in r.metrics and "benchmark.seq_length" in r.params]
-    for r in sel:
-        r.length = int(r.params["benchmark.seq_length"])  # for group()
-    return sel
+def horizon_sweep(runs):
+    return length_sweep(runs, SWEEPS, "test/loss", "benchmark.seq_length")
 
 
-def table(runs) -> dict[tuple[str, str, int], list[float]]:
+def table(sweep) -> dict[tuple[str, str, int], list[float]]:
     """``(cell, variant, L) -> [test MSE per seed]``."""
-    return {k: [r.metrics["test/loss"] for r in sel]
-            for k, sel in group(runs, "cell", "variant", "length").items()}
+    return {k: [r.metrics["test/loss"] for r in sel] for k, sel in sweep.groups.items()}
 
 
 def make(runs, out):
-    runs = horizon_runs(runs)
-    if not runs:
+    sweep = horizon_sweep(runs)
+    if not sweep.groups:
         return nothing("memory_horizon", SWEEPS)
-    cells = order({r.cell for r in runs}, CELLS)
-    variants = order({r.variant for r in runs}, VARIANTS)
-    losses = table(runs)
-    lengths = sorted({r.length for r in runs})
+    cells, variants, lengths = sweep.cells, sweep.variants, sweep.lengths
+    losses = table(sweep)
     fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.8), squeeze=False,
                              sharey=True)
     for ax, cell in zip(axes[0], cells):
@@ -70,18 +62,18 @@ def make(runs, out):
 
 def markdown(runs) -> list[str]:
     """The memory-horizon section of summary.md (empty without its runs)."""
-    runs = horizon_runs(runs)
-    if not runs:
+    sweep = horizon_sweep(runs)
+    if not sweep.groups:
         return []
-    losses = table(runs)
-    lengths = sorted({r.length for r in runs})
+    losses = table(sweep)
+    lengths = sweep.lengths
     lines = ["", "## Memory horizon (copy first input against L)", "",
              f"Per cell, warm-up and length L: median final test MSE over seeds, and the seeds "
              f"below {SOLVED} (chance is 1).", "",
              "| cell | warm-up | " + " | ".join(f"L = {L}" for L in lengths) + " |",
              "|---|---|" + "---|" * len(lengths)]
-    for cell in order({r.cell for r in runs}, CELLS):
-        for var in order({r.variant for r in runs}, VARIANTS):
+    for cell in sweep.cells:
+        for var in sweep.variants:
             row = [f"{statistics.median(v):.3f} ({sum(x < SOLVED for x in v)}/{len(v)})"
                    if (v := losses.get((cell, var, L))) else "–" for L in lengths]
             if any(c != "–" for c in row):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 
-from src.figures.runs import Run
+from src.figures.runs import CELLS, VARIANTS, Run, of_sweeps
 
 
 def order(values, preferred=()) -> list[str]:
@@ -66,3 +67,33 @@ def test_metric(run: Run) -> tuple[str, float | None]:
     if run.classification:
         return "test accuracy", run.metrics.get("test/acc")
     return "test MSE", run.metrics.get("test/loss")
+
+
+@dataclass
+class LengthSweep:
+    """The runs of a sweep over a length (the memory horizon's L, the T-Maze's), by
+    ``(cell, variant, L)``, with the cells, variants and lengths in the figures' order."""
+
+    groups: dict[tuple[str, str, int], list[Run]]
+
+    @property
+    def cells(self) -> list[str]:
+        return order({k[0] for k in self.groups}, CELLS)
+
+    @property
+    def variants(self) -> list[str]:
+        return order({k[1] for k in self.groups}, VARIANTS)
+
+    @property
+    def lengths(self) -> list[int]:
+        return sorted({k[2] for k in self.groups})
+
+
+def length_sweep(runs: list[Run], sweeps: tuple[str, ...], metric: str, param: str) -> LengthSweep:
+    """The runs of ``sweeps`` that logged ``metric``, grouped by cell, variant and the length
+    they logged as ``param``."""
+    groups: dict[tuple[str, str, int], list[Run]] = {}
+    for r in of_sweeps(runs, sweeps):
+        if metric in r.metrics and param in r.params:
+            groups.setdefault((r.cell, r.variant, int(r.params[param])), []).append(r)
+    return LengthSweep(groups)

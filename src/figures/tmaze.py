@@ -14,14 +14,9 @@ import matplotlib.pyplot as plt
 
 from src.figures.cli import cli
 from src.figures.plots import COLORS, LABELS, nothing, save
-from src.figures.runs import CELLS, VARIANTS, of_sweeps
-from src.figures.stats import group, order
+from src.figures.stats import length_sweep
 
 SWEEPS = ("tmaze",)
-
-
-def length(run) -> int:
-    return int(run.params["benchmark.length"])
 
 
 def budget(run) -> int:
@@ -29,33 +24,27 @@ def budget(run) -> int:
     return int(run.params["benchmark.episodes"])
 
 
-def table(runs) -> dict[tuple[str, str, int], tuple[int, int, float]]:
+def tmaze_sweep(runs):
+    return length_sweep(runs, SWEEPS, "episodes_to_solve", "benchmark.length")
+
+
+def table(sweep) -> dict[tuple[str, str, int], tuple[int, int, float]]:
     """``(cell, variant, L) -> (solved, seeds, median episodes to solve)``; the median counts
     an unsolved seed as solved one evaluation after the budget (it is censored there)."""
     out = {}
-    for (cell, var, L), sel in group(runs, "cell", "variant", "length").items():
+    for key, sel in sweep.groups.items():
         solved = sum(r.metrics["solved"] == 1.0 for r in sel)
         median = statistics.median(r.metrics["episodes_to_solve"] for r in sel)
-        out[(cell, var, L)] = (solved, len(sel), median)
+        out[key] = (solved, len(sel), median)
     return out
 
 
-def tmaze_runs(runs):
-    sel = [r for r in of_sweeps(runs, SWEEPS)
-           if "episodes_to_solve" in r.metrics and "benchmark.length" in r.params]
-    for r in sel:
-        r.length = length(r)  # for group()
-    return sel
-
-
 def make(runs, out):
-    runs = tmaze_runs(runs)
-    if not runs:
+    sweep = tmaze_sweep(runs)
+    if not sweep.groups:
         return nothing("tmaze", SWEEPS)
-    cells = order({r.cell for r in runs}, CELLS)
-    variants = order({r.variant for r in runs}, VARIANTS)
-    stats = table(runs)
-    lengths = sorted({r.length for r in runs})
+    cells, variants, lengths = sweep.cells, sweep.variants, sweep.lengths
+    stats = table(sweep)
     fig, axes = plt.subplots(2, len(cells), figsize=(4.2 * len(cells), 5.6), squeeze=False,
                              sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     width = 0.06 * (lengths[-1] - lengths[0] if len(lengths) > 1 else 1)
@@ -69,14 +58,14 @@ def make(runs, out):
             color = COLORS.get(var)
             top.plot([x + shift for x in xs], [stats[(cell, var, L)][2] for L in xs], "-o",
                      color=color, label=LABELS.get(var, var), ms=4)
-            for r in runs:
-                if r.cell == cell and r.variant == var:
+            for L in xs:
+                for r in sweep.groups[(cell, var, L)]:
                     solved = r.metrics["solved"] == 1.0
-                    top.plot(r.length + shift, r.metrics["episodes_to_solve"], "o", ms=4,
+                    top.plot(L + shift, r.metrics["episodes_to_solve"], "o", ms=4,
                              color=color, alpha=0.5, fillstyle="full" if solved else "none")
             shares = [stats[(cell, var, L)][0] / stats[(cell, var, L)][1] for L in xs]
             bottom.bar([x + shift for x in xs], shares, width, color=color, alpha=0.75)
-        cap = max(budget(r) for r in runs if r.cell == cell)
+        cap = max(budget(r) for (c, _, _), sel in sweep.groups.items() if c == cell for r in sel)
         top.axhline(cap, color="k", lw=0.6, ls=":")
         top.set_title(cell)
         top.set_ylabel("episodes to solve (median)")
@@ -92,17 +81,16 @@ def make(runs, out):
 
 def markdown(runs) -> list[str]:
     """The T-Maze section of summary.md (empty without T-Maze runs)."""
-    runs = tmaze_runs(runs)
-    if not runs:
+    sweep = tmaze_sweep(runs)
+    if not sweep.groups:
         return []
-    stats = table(runs)
-    cells = order({r.cell for r in runs}, CELLS)
-    variants = order({r.variant for r in runs}, VARIANTS)
-    lengths = sorted({r.length for r in runs})
+    stats = table(sweep)
+    cells, variants, lengths = sweep.cells, sweep.variants, sweep.lengths
+    cap = max(budget(r) for sel in sweep.groups.values() for r in sel)
     lines = ["", "## T-Maze (reinforcement learning)", "",
              "Per cell, warm-up and maze length L: seeds that solved the maze (greedy policy "
              "optimal both ways) / seeds, and the median episodes until then (an unsolved seed "
-             f"counts as solved one evaluation after the budget of {max(map(budget, runs))} "
+             f"counts as solved one evaluation after the budget of {cap} "
              "episodes).", "",
              "| cell | warm-up | " + " | ".join(f"L = {L}" for L in lengths) + " |",
              "|---|---|" + "---|" * len(lengths)]
