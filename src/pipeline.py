@@ -35,6 +35,8 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # The resume folder holds the network after warm-up before the first checkpoint: expected.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+# With a resume folder, stage 2 has two ModelCheckpoints; `best`, the one tested, comes first.
+warnings.filterwarnings("ignore", message=r".*called with Trainer configured with multiple `ModelCheckpoint`")
 
 
 class RunLogger(MLFlowLogger):
