@@ -207,6 +207,34 @@ def bench_cell(name: str, shape: str, repeat: int, gflops: float, authors=None) 
     return out
 
 
+#: The speed issue's targets, per shape: (what, numerator, denominator, cells, least ratio).
+#: The ratio is the other code's time over ours, measured in this run.
+TARGETS = {
+    "small": [("training step vs the authors'", "authors_train", "train", None, 3.0),
+              ("training step vs torch's module", "torch", "train", None, 3.0),
+              ("warm-up step vs the authors'", "authors_warm", "warm", None, 3.0),
+              ("VAA vs the authors'", "authors_vaa", "vaa", None, 10.0)],
+    "paper": [("LSTM warm-up step vs the authors'", "authors_warm", "warm", {"lstm", "chrono"},
+               1.0)],
+}
+
+
+def target_report(shape: str, results: dict) -> list[str]:
+    """One line per target: the cells that meet it, and by how much the others miss."""
+    lines = []
+    for what, theirs, ours, cells, least in TARGETS.get(shape, []):
+        ratios = {name: r[theirs] / r[ours] for name, r in results.items()
+                  if r.get(theirs) and (cells is None or name in cells)}
+        if not ratios:
+            continue
+        met = [n for n, v in ratios.items() if v >= least]
+        missed = [f"{n} {v:.2f}x (needs {least / v:.1f}x faster)"
+                  for n, v in ratios.items() if v < least]
+        lines.append(f"target {what} >= {least:g}x: met by {', '.join(met) or 'none'}"
+                     + (f"; missed by {', '.join(missed)}" if missed else ""))
+    return ["", *lines] if lines else []
+
+
 def main() -> None:
     cells = sorted(p.stem for p in (ROOT / "conf" / "cell").glob("*.yaml"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -231,8 +259,9 @@ def main() -> None:
         print(f"{'cell':7} {'train':>8} {'warm':>8} {'vaa':>8} {'bound':>8} {'GFLOP':>7} "
               f"{'train/bound':>11} {'warm/train':>10} {'torch/us train':>15}"
               + (f" {'authors/us: train':>18} {'warm':>6} {'vaa':>6}" if authors else ""))
+        results = {}
         for name in args.cells:
-            r = bench_cell(name, shape, args.repeat, gflops, authors)
+            r = results[name] = bench_cell(name, shape, args.repeat, gflops, authors)
             vs = f"{r['torch'] / r['train']:14.2f}x" if r["torch"] else f"{'-':>15}"
             theirs = ""
             if authors:
@@ -243,6 +272,8 @@ def main() -> None:
             print(f"{name:7} {r['train']:8.1f} {r['warm']:8.1f} {r['vaa']:8.1f} {r['bound']:8.1f} "
                   f"{r['gflop']:7.2f} {r['train'] / r['bound']:11.1f} {r['warm'] / r['train']:10.2f} "
                   f"{vs}{theirs}", flush=True)
+        for line in target_report(shape, results):
+            print(line)
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from torch import nn
 from torch.func import functional_call
 
 from src.cells import BRC, GRU, LSTM, MGU, NBRC, RNN, ChronoLSTM
+from src.cells.base import MIN_SEGMENT, kernel_by_length
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "cell"
 YAMLS = sorted(CONF.glob("*.yaml"))
@@ -304,6 +305,42 @@ def test_gradient_only_through_final_state(name):
 
 
 # -- lengths, state passing ------------------------------------------------------------------
+@pytest.mark.parametrize("name", [c for c in CELLS if make(c, True).has_sequence_kernel])
+def test_kernel_by_length_equals_plain(name):
+    """A whole-sequence kernel run once per distinct length (``kernel_by_length``, what the
+    LSTMs use for long prefixes) gives the outputs, states and gradients of the plain loop,
+    with repeated lengths, a zero length and lengths short of the sequence."""
+    lengths = torch.tensor([5, 0, 2, 5, 1, 3])
+    results = []
+    for run in ("segments", "plain"):
+        cell = make(name, run == "segments")
+        torch.manual_seed(1)
+        x = torch.randn(L, 6, I, dtype=torch.float64, requires_grad=True)
+        state = rand_state(cell, n=6, requires_grad=True)
+        if run == "segments":
+            y, s = kernel_by_length(cell, x, state, lengths)
+        else:
+            y, s = cell(x, state, lengths)
+        loss = (y * torch.randn_like(y)).sum() + sum((t * torch.randn_like(t)).sum() for t in s)
+        results.append((y, *s, *torch.autograd.grad(loss, [x, *state, *cell.parameters()])))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_kernel_by_length_is_used_when_it_pays():
+    """Long segments go to the kernel, short ones to the loop (MIN_SEGMENT)."""
+    cell = make("lstm", True)
+    calls = []
+    cell.sequence_kernel = lambda x, s: calls.append(x.shape[0]) or type(cell).sequence_kernel(
+        cell, x, s)
+    x = torch.randn(4 * MIN_SEGMENT, 3, I, dtype=torch.float64)
+    cell(x, lengths=torch.tensor([4 * MIN_SEGMENT, MIN_SEGMENT, 1]))
+    assert calls == [1, MIN_SEGMENT - 1, 3 * MIN_SEGMENT]
+    calls.clear()
+    cell(x[:MIN_SEGMENT], lengths=torch.tensor([MIN_SEGMENT, 2, 1]))
+    assert calls == []
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
 @pytest.mark.parametrize("name", CELLS)
 def test_lengths(name, fast):

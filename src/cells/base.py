@@ -59,7 +59,9 @@ outputs and gradients):
   device and supports ``lengths``, frozen parameters and first-order gradients
   (not double backward). Without gradients (``torch.no_grad()``, e.g. the
   10 000-step VAA runs) it stores nothing. A cell with a library kernel for
-  whole sequences (the LSTM) uses that instead when no ``lengths`` are given.
+  whole sequences (the LSTM) uses that instead when no ``lengths`` are given, and,
+  with ``lengths``, runs it once per distinct length when that pays
+  (:func:`kernel_by_length`).
 """
 
 from __future__ import annotations
@@ -154,8 +156,11 @@ class RecurrentCell(nn.Module):
         if state is None:
             state = self.zero_state(x_seq.shape[1], x_seq)
         state = tuple(state)
-        if self.fast and self.has_sequence_kernel and lengths is None:
-            return self.sequence_kernel(x_seq, state)
+        if self.fast and self.has_sequence_kernel:
+            if lengths is None:
+                return self.sequence_kernel(x_seq, state)
+            if x_seq.shape[0] >= MIN_SEGMENT * int(torch.unique(lengths).numel()):
+                return kernel_by_length(self, x_seq, state, lengths)
         if x_seq.shape[0] > 1 and x_seq.stride(0) == 0:
             # Input held constant in time (an ``expand``ed tensor, as in VAA):
             # project it once instead of once per step.
@@ -193,6 +198,55 @@ class RecurrentCell(nn.Module):
 
 
 # -- the fast path ------------------------------------------------------------
+#: With ``lengths``, a cell with a whole-sequence kernel runs it once per distinct length
+#: when the segments average at least this many steps; shorter segments cost more in
+#: per-call overhead than the step-by-step loop. Measured on the LSTM (2 layers, batch 32,
+#: 32 distinct lengths, 1 thread): at L = 100 (segments of ~3 steps) the loop is 1.3-1.7x
+#: faster; at L = 300 (~10 steps) the segments are 1.3-1.4x faster, at L = 600 1.7-2.3x.
+MIN_SEGMENT = 6
+
+
+def kernel_by_length(cell: RecurrentCell, x_seq: Tensor, state: State, lengths: Tensor):
+    """``cell.forward`` with ``lengths`` on a whole-sequence kernel: the samples sorted by
+    length, the kernel runs once per distinct length, from the previous one to it, on the
+    samples still running. Each sample is run for its own prefix only (half the work of
+    masking every step on average), in at most ``N`` library calls instead of one pass of
+    Python per step. Outputs past a sample's length repeat its final ``h``, as on the
+    other paths; the result is the same up to float rounding."""
+    L, N = x_seq.shape[0], x_seq.shape[1]
+    lengths = lengths.to(x_seq.device).clamp(max=L)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    inverse = torch.argsort(order)
+    counts = torch.bincount(lengths, minlength=L + 1).tolist()
+    x = x_seq.index_select(1, order)
+    running = tuple(s.index_select(0, order) for s in state)
+    done: tuple[Tensor, ...] | None = None  # the finished samples' states, in sorted order
+    ys, start, active = [], 0, N
+    if counts[0]:  # zero-length prefixes keep their initial state
+        active -= counts[0]
+        done = tuple(s[active:] for s in running)
+        running = tuple(s[:active] for s in running)
+    for stop in range(1, L + 1):
+        if counts[stop] == 0 and stop < L:
+            continue
+        if active > 0:
+            y, running = cell.sequence_kernel(x[start:stop, :active], running)
+        else:
+            y = x.new_zeros(stop - start, 0, cell.hidden_size)
+        if done is not None:
+            y = torch.cat([y, done[0].unsqueeze(0).expand(stop - start, -1, -1)], dim=1)
+        ys.append(y)
+        start, ending = stop, counts[stop]
+        if ending:
+            active -= ending
+            ended = tuple(s[active:] for s in running)
+            done = ended if done is None else tuple(
+                torch.cat([e, d]) for e, d in zip(ended, done))
+            running = tuple(s[:active] for s in running)
+    final = tuple(d.index_select(0, inverse) for d in done)
+    return torch.cat(ys).index_select(1, inverse), final
+
+
 def run_loop(cell: RecurrentCell, gx: Tensor, state: State, weights, keep: Tensor | None,
              save: bool):
     """Forward time loop of ``cell`` without autograd.
