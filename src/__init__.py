@@ -16,3 +16,14 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'src' has no attribute {name!r}")
+
+
+def _register_schema() -> None:
+    """The config's schema (src/schema.py) is registered with Hydra on import of the package, so
+    that every composition of conf/config.yaml (a run, a sweep, a test, a script) is typed."""
+    from src.schema import register
+
+    register()
+
+
+_register_schema()

@@ -1,4 +1,5 @@
-"""The checks of a run's config that need no data: one rule per key, one line per error.
+"""The range checks of a run's config that need no data: one rule per key, one line per error.
+(Types are checked by OmegaConf against the schema, src/schema.py.)
 
 Kept apart from the pipeline (and from torch) so that a bad value is refused before the
 heavy imports: ``python -m src.run warmup.fraction=1.5`` answers in about a second.
@@ -11,33 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 #: ``warmup.method``: ``paper`` (METHOD.md exactly) or ``robust`` (src/warmup.py).
 METHODS = ("paper", "robust")
 
-#: The numeric keys and their kinds, checked before the ranges: a string from the command
-#: line (`net.hidden_size=abc`) gets one line, not a TypeError from a comparison.
-INTEGERS = ("warmup.steps", "warmup.max_horizon", "warmup.horizon_growth", "warmup.select_every",
-            "warmup.select_steps", "net.hidden_size", "net.num_layers", "trainer.max_epochs",
-            "trainer.batch_size", "vaa.steps", "vaa.groups", "vaa.group_size", "seed")
-NUMBERS = ("warmup.fraction", "warmup.lr", "warmup.vaa_target", "trainer.lr", "vaa.eps")
-
-
-def check_types(cfg: DictConfig) -> None:
-    for keys, kind, name in ((INTEGERS, (int,), "an integer"), (NUMBERS, (int, float), "a number")):
-        for key in keys:
-            value = OmegaConf.select(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise ValueError(f"{key}={value!r} must be {name}")
-    for key in ("warmup.active", "vaa.every_epoch", "vaa.pictures", "net.parallel"):
-        if not isinstance(OmegaConf.select(cfg, key), bool):
-            raise ValueError(f"{key}={OmegaConf.select(cfg, key)!r} must be true or false")
-    threads = cfg.trainer.threads
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-        raise ValueError(f"trainer.threads={threads!r} must be an integer or null")
-
-
 def check_config(cfg: DictConfig) -> None:
-    """Type and range checks of the plain keys, before anything is built (one-line errors).
-    Each key has its rule in one place: the benchmark's keys and ``trainer.batch_size`` are
+    """Range checks of the plain keys, before anything is built (one-line errors). Their types
+    are the schema's (src/schema.py), checked by OmegaConf when the config is composed. Each
+    key has its rule in one place: the benchmark's keys and ``trainer.batch_size`` are
     checked by the data module (src/benchmarks/base.py), when it is built."""
-    check_types(cfg)
     rules = [
         ("warmup.fraction", 0 <= cfg.warmup.fraction <= 1, "must be in [0, 1]"),
         ("warmup.steps", cfg.warmup.steps >= 0, "must be >= 0"),

@@ -152,12 +152,13 @@ def main(cfg: DictConfig) -> float:
         sys.exit(1)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)  # finished: the checkpoint is in the store
-    print_summary(name, run.run_id, uri, cfg, result, time.time() - started, out_dir)
+    print_summary(name, run.run_id, uri, cfg, result, time.time() - started, out_dir,
+                  tracking.ui_url(uri, run.experiment_id, run.run_id))
     # what a Hydra sweeper minimises: the test loss, or for the T-Maze the episodes to solve it
     return float(result["test/loss"] if "test/loss" in result else result["episodes_to_solve"])
 
 
-def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
+def print_summary(name, run_id, uri, cfg, result, seconds, out_dir, url) -> None:
     stages = [s for s in ("init", "warmup", "final") if f"vaa/{s}" in result]
     vaa = " -> ".join(f"{result[f'vaa/{s}']:.3f}" for s in stages)
     settled = " -> ".join(f"{result[f'settled/{s}']:.0%}" for s in stages)
@@ -172,11 +173,25 @@ def print_summary(name, run_id, uri, cfg, result, seconds, out_dir) -> None:
         f"   vaa (init -> warm-up -> final) {vaa}   (1/{n} = one attractor, 1 = {n} attractors)\n"
         f"   settled                         {settled}   (share of the final states on a fixed point)\n"
         f"   mlflow run {run_id} in experiment '{cfg.mlflow.experiment}' at {uri}\n"
-        f"   browse: make ui      outputs: {out_dir}"
+        f"   browse: {url}" + ("   (make ui)" if uri.startswith("sqlite") else "") + "\n"
+        f"   outputs: {out_dir}"
         + (f"\n   attractors: {out_dir / 'attractors.png'}   (python -m src.attractors {run_id})"
            if cfg.vaa.pictures else "")
     )
 
 
+def check_command_line(argv: list[str]) -> None:
+    """The overrides' types against the schema (src/schema.py), before Hydra composes: a wrong
+    type is refused in one line (Hydra's own report of it spans six)."""
+    from src.schema import check_overrides
+
+    try:
+        check_overrides([a for a in argv if not a.startswith("-")])
+    except ValueError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:])
     main()

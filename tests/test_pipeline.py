@@ -229,16 +229,57 @@ def test_git_sha_is_dirty_with_untracked_sources(tmp_path):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("net.hidden_size=abc", "net.hidden_size='abc' must be an integer"),
-    ("warmup.lr=fast", "warmup.lr='fast' must be a number"),
-    ("trainer.threads=two", "trainer.threads='two' must be an integer or null"),
     ("warmup.method=fast", "warmup.method=fast must be one of paper, robust"),
     ("warmup.select_every=0", "warmup.select_every=0 must be >= 1"),
+    ("warmup.fraction=1.5", "warmup.fraction=1.5 must be in [0, 1]"),
 ])
-def test_check_config_refuses_wrong_types_and_values_in_one_line(override, expected):
+def test_check_config_refuses_values_out_of_range_in_one_line(override, expected):
     with pytest.raises(ValueError) as err:
         check_config(compose_config([override]))
     assert str(err.value) == expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["net.hidden_size=abc"],
+     "net.hidden_size='abc': Value 'abc' of type 'str' could not be converted to Integer"),
+    (["warmup.lr=fast"], "warmup.lr='fast': Value 'fast' of type 'str' could not be converted to Float"),
+    (["trainer.threads=two"],
+     "trainer.threads='two': Value 'two' of type 'str' could not be converted to Integer"),
+    (["vaa.pictures=maybe"], "vaa.pictures='maybe': Value 'maybe' is not a valid bool (type str)"),
+    (["seed=1.5"], "seed=1.5: Value '1.5' of type 'float' could not be converted to Integer"),
+    (["warmup.stepz=5"], "warmup.stepz=5: Key 'stepz' not in 'WarmupConf'"),
+    (["cell=gru,lstm", "net.hidden_size=32,abc"],  # a sweep: each value is checked
+     "net.hidden_size='abc': Value 'abc' of type 'str' could not be converted to Integer"),
+])
+def test_wrong_types_are_refused_by_the_schema_in_one_line(overrides, expected):
+    """Types are OmegaConf's, from the schema (src/schema.py). The command line is checked
+    against the schema before Hydra starts, for one line (`python -m src.run` does)."""
+    from src.schema import check_overrides
+
+    with pytest.raises(ValueError) as err:
+        check_overrides(overrides)
+    assert str(err.value) == expected
+
+
+@pytest.mark.parametrize("override", ["net.hidden_size=abc", "warmup.stepz=5", "vaa.eps=small"])
+def test_hydra_composition_is_typed_by_the_schema(override):
+    """The schema is in the defaults list: any composition (a test, a script, a sweep's job)
+    refuses a wrong type or an unknown key, not only the command line's check."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose_config([override])
+
+
+def test_the_schema_accepts_what_the_configs_use():
+    """Every override a user or a sweep writes that is well typed passes: interpolations,
+    null for the optional keys, group choices, sweeps, Hydra's own keys."""
+    from src.schema import check_overrides
+
+    check_overrides(["net.hidden_size=${sizes.copy.hidden_size}", "trainer.threads=null",
+                     "mlflow.tracking_uri=http://h:5000", "cell=gru,lstm", "+figure=precision",
+                     "seed=range(0,3)", "hydra.launcher.n_jobs=2", "benchmark.seq_length=50",
+                     "warmup.lr=1e-3", "trainer.devices=[0,1]", "~vaa.pictures"])
 
 
 def test_an_unloadable_target_keeps_its_cause_on_one_line():
@@ -320,12 +361,29 @@ def test_a_diverged_run_is_one_line_and_failed(tmp_path, store):
     assert run.info.status == "FAILED" and "completed" not in run.data.tags
 
 
-def test_new_experiments_open_in_the_model_training_view(store):
+def test_experiments_carry_the_runs_table_view(store, capsys):
+    """A new experiment, and one made without the tags (an older version), get the shared view
+    of MLflow's UI: the key its link names, the warm-up metrics as columns."""
+    import json
+
     from src import tracking
 
     uri, client = store
-    exp_id = tracking.prepare_store(uri, "view")
-    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    bare = client.create_experiment("older")
+    for exp_id in (tracking.prepare_store(uri, "view"), tracking.prepare_store(uri, "older")):
+        tags = client.get_experiment(exp_id).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        state = json.loads(tags[f"mlflow.sharedViewState.{tracking.VIEW_KEY}"])
+        for column in ("metrics.`vaa`", "metrics.`attractors`", "metrics.`test/loss`",
+                       "metrics.`test/acc`", "tags.`cell`", "tags.`warmup`"):
+            assert column in state["selectedColumns"]
+    url = tracking.ui_url(uri, bare)
+    assert url == (f"http://127.0.0.1:5000/#/experiments/{bare}/runs?"
+                   f"workflowType=machine_learning&viewStateShareKey={tracking.VIEW_KEY}")
+    assert tracking.ui_url("http://host:5001/", "3", "abc") == (
+        "http://host:5001/#/experiments/3/runs/abc?workflowType=machine_learning")
+    tracking.print_ui_links(uri, "http://127.0.0.1:5002")
+    assert f"older: http://127.0.0.1:5002/#/experiments/{bare}/runs?" in capsys.readouterr().out
 
 
 def test_runs_started_at_once_on_a_fresh_store_all_land(tmp_path):
