@@ -37,6 +37,8 @@ test-slow: $(VENV)/.installed-dev  ## the tests marked slow (none at present; ex
 
 ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1:5000 (PORT=...)
 	mkdir -p outputs
+	@echo "MLflow UI at http://127.0.0.1:$(PORT); each experiment's runs table, warm-up metrics as columns:"
+	@$(PY) -m src.tracking sqlite:///$(STORE) http://127.0.0.1:$(PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
 	  --backend-store-uri sqlite:///$(STORE) --default-artifact-root $(CURDIR)/outputs/mlartifacts \
 	  --host 127.0.0.1 --port $(PORT) --workers 1

@@ -304,11 +304,13 @@ def main(argv=None) -> int:
         return 1
     files = make_all(runs, out, f"experiment `{experiment}`")
     run_id = summary_run(uri, experiment, scale, files, len(runs))
+    exp_id = tracking.prepare_store(uri, experiment)
     print(f"\n== reproduce ({scale}) done in {(time.time() - started) / 60:.1f} min\n"
           f"   figures: {', '.join(p.name for p in files if p.suffix == '.png')} in {out}\n"
           f"   table:   {out / 'summary.md'}\n"
           f"   mlflow:  run reproduce-{scale} ({run_id}) in experiment '{experiment}' at {uri}"
-          f"\n   browse:  make ui")
+          f"\n   browse:  {tracking.ui_url(uri, exp_id)}"
+          + ("   (make ui)" if uri.startswith("sqlite") else ""))
     return 0
 
 

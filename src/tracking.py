@@ -69,6 +69,50 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
             "embedded store") from None
 
 
+#: MLflow 3.17's UI opens every experiment in its GenAI view unless the URL (or the browser's
+#: last choice) asks for ``workflowType=machine_learning``; the ``mlflow.experimentKind`` tag
+#: is no longer read (checked in a headless browser, README "Runs, sweeps and MLflow").
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+#: The runs table's columns in the UI's view of this project's experiments: a "shared view",
+#: which MLflow's UI reads from the experiment tag ``mlflow.sharedViewState.<key>`` when the
+#: URL carries ``viewStateShareKey=<key>`` (:func:`ui_url`).
+VIEW_KEY = "warmup-runs"
+VIEW_METRICS = ("vaa", "attractors", "settled", "test/loss", "test/acc", "episodes_to_solve")
+VIEW_TAGS = ("cell", "benchmark", "warmup", "method", "seed")
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+
+def view_state() -> str:
+    """The shared view's state, as MLflow's UI stores it (JSON; columns as canonical keys)."""
+    columns = ["attributes.`Duration`", *(f"metrics.`{m}`" for m in VIEW_METRICS),
+               *(f"tags.`{t}`" for t in VIEW_TAGS)]
+    return json.dumps({"selectedColumns": columns})
+
+
+def view_tags() -> dict[str, str]:
+    """The experiment tags that make the UI show this project's runs usefully."""
+    return {**EXPERIMENT_TAGS, f"mlflow.sharedViewState.{VIEW_KEY}": view_state()}
+
+
+def ui_url(uri: str, experiment_id: str, run_id: str | None = None, ui: str = DEFAULT_UI) -> str:
+    """The UI page of an experiment's runs table in the model-training view, with the warm-up
+    metrics as columns; or of one run. For a server store the server is the UI; for the
+    embedded store, ``make ui`` (at ``ui``)."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else ui.rstrip("/")
+    if run_id is not None:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_KEY}")
+
+
+def ensure_view(client, experiment) -> None:
+    """Add the tags of :func:`view_tags` to an experiment that lacks them (made by an earlier
+    version, or by hand)."""
+    for key, value in view_tags().items():
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+
+
 def prepare_store(uri: str, experiment: str) -> str:
     """Create the store (and its directory) and the experiment if needed; return the experiment id.
 
@@ -84,13 +128,11 @@ def prepare_store(uri: str, experiment: str) -> str:
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)  # creates or migrates the schema
         if found is not None:
+            ensure_view(client, found)
             return found.experiment_id
         try:
-            # the tag makes MLflow's UI open the experiment in its model-training view (runs
-            # table with metric columns), not the GenAI view MLflow 3 picks for untagged ones
             return client.create_experiment(
-                experiment, artifact_location=artifact_location(uri),
-                tags={"mlflow.experimentKind": "custom_model_development"})
+                experiment, artifact_location=artifact_location(uri), tags=view_tags())
         except MlflowException:  # created meanwhile by a job on another store lock
             return client.get_experiment_by_name(experiment).experiment_id
 
@@ -257,8 +299,8 @@ def git_sha(root: Path = ROOT) -> str:
 class TrackedRun:
     """The MLflow run of one job, as ``open_run`` hands it to its ``with`` block."""
 
-    def __init__(self, client, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client, run_id: str, experiment_id: str):
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
 
     def log_artifact(self, path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
@@ -295,7 +337,7 @@ def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
             client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
             for path in files:
                 client.log_artifact(run_id, str(path))
-        yield TrackedRun(client, run_id)
+        yield TrackedRun(client, run_id, experiment_id)
     except KeyboardInterrupt:
         client.set_terminated(run_id, "KILLED")
         raise
@@ -304,3 +346,27 @@ def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
         raise
     client.set_tag(run_id, "completed", "true")
     client.set_terminated(run_id, "FINISHED")
+
+
+def print_ui_links(uri: str, ui: str = DEFAULT_UI) -> None:
+    """Each experiment of the store with its runs-table link (``make ui`` prints these)."""
+    from mlflow.tracking import MlflowClient
+
+    quiet_mlflow()
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        print(f"no store at {db} yet: run `make run` first")
+        return
+    client = MlflowClient(uri)
+    with store_lock(uri):
+        experiments = [e for e in client.search_experiments() if e.name != "Default"]
+        for e in experiments:
+            ensure_view(client, e)
+    for e in experiments:
+        print(f"   {e.name}: {ui_url(uri, e.experiment_id, ui=ui)}")
+
+
+if __name__ == "__main__":  # python -m src.tracking URI [UI]: the links of make ui
+    import sys
+
+    print_ui_links(sys.argv[1], *sys.argv[2:3])
