@@ -116,8 +116,12 @@ def main(cfg: DictConfig) -> float:
     # the run is created only now, after the checks and the build: bad input leaves none behind.
     # A supervised run keeps what it needs to be resumed in a folder of its config digest; the
     # same command, after a kill, continues the same MLflow run (README, "Resuming").
-    folder = (tracking.resume_folder(Path.cwd(), cfg.mlflow.experiment, digest)
+    folder = (tracking.resume_folder(Path.cwd(), uri, cfg.mlflow.experiment, digest)
               if dm.task != "rl" else None)
+    if folder is not None and tracking.folder_in_use(uri, cfg.mlflow.experiment, folder):
+        print(f"the same run is running now in another process ({folder}): this one runs "
+              "without a resume folder")
+        folder = None
     found = tracking.find_resumable(uri, cfg.mlflow.experiment, digest, folder) if folder else None
     resumed, logged_until = found if found else (None, (0, 0))
     for stale in tracking.close_abandoned(uri, cfg.mlflow.experiment, digest, keep=resumed):

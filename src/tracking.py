@@ -245,10 +245,23 @@ def close_abandoned(uri: str, experiment: str, digest: str, keep: str | None = N
     return marked
 
 
-def resume_folder(root: Path, experiment: str, digest: str) -> Path:
+def resume_folder(root: Path, uri: str, experiment: str, digest: str) -> Path:
     """Where a run keeps what it needs to be resumed (src/pipeline.py::train): one folder per
-    experiment and config digest, so that the same command finds it again."""
-    return root / "outputs" / "resume" / f"{experiment}-{digest}"
+    store, experiment and config digest, so that the same command finds it again, and the
+    same config run into another store at the same time does not take it."""
+    store = hashlib.sha1(uri.encode()).hexdigest()[:8]
+    return root / "outputs" / "resume" / f"{experiment}-{digest}-{store}"
+
+
+def folder_in_use(uri: str, experiment: str, folder: Path) -> bool:
+    """Whether ``folder`` belongs to a run that is ``RUNNING`` now, by a live process (the same
+    command started twice at once): that run's folder must not be touched."""
+    marker = folder / "run_id"
+    if not marker.exists():
+        return False
+    _, runs = search_existing(uri, experiment,
+                              f"attributes.run_id = '{marker.read_text().strip()}'", 1)
+    return bool(runs) and runs[0].info.status == "RUNNING" and not process_gone(runs[0])
 
 
 def find_resumable(uri: str, experiment: str, digest: str,

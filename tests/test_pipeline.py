@@ -498,8 +498,10 @@ def test_only_a_run_killed_after_its_warm_up_is_resumable(tmp_path, store):
     exp_id = tracking.prepare_store(uri, "e")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    folder = tracking.resume_folder(tmp_path, "e", "d2")
+    folder = tracking.resume_folder(tmp_path, uri, "e", "d2")
     folder.mkdir(parents=True)
+    assert tracking.resume_folder(tmp_path, uri + "x", "e", "d2") != folder  # another store
+    assert not tracking.folder_in_use(uri, "e", folder)
 
     def run_with(pid):
         run_id = client.create_run(exp_id, tags={"config_hash": "d2", "host": socket.gethostname(),
@@ -517,5 +519,7 @@ def test_only_a_run_killed_after_its_warm_up_is_resumable(tmp_path, store):
     for status in ("FAILED", "FINISHED"):
         client.set_terminated(run_id, status)
         assert tracking.find_resumable(uri, "e", "d2", folder) is None
+    assert not tracking.folder_in_use(uri, "e", folder)  # FINISHED
     run_with(str(os.getpid()))  # its process is alive (this one)
     assert tracking.find_resumable(uri, "e", "d2", folder) is None
+    assert tracking.folder_in_use(uri, "e", folder)  # so the same command now leaves it alone
