@@ -29,8 +29,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra Hydra overrides: ARGS="...")
 	$(PY) -m src.run cell=gru warmup=partial $(ARGS)
 
-test: $(VENV)/.installed-dev  ## the test suite (what CI runs)
-	$(PY) -m pytest
+test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist worker per free core
+	$(PY) -m pytest -n auto
 
 test-slow: $(VENV)/.installed-dev  ## the tests marked slow (none at present; exit 5 = none collected is fine)
 	$(PY) -m pytest -m slow || test $$? -eq 5

@@ -228,7 +228,7 @@ def target_report(shape: str, results: dict) -> list[str]:
         if not ratios:
             continue
         met = [n for n, v in ratios.items() if v >= least]
-        missed = [f"{n} {v:.2f}x (needs {least / v:.1f}x faster)"
+        missed = [f"{n} {v:.2f}x (needs {least / v:.2f}x faster)"
                   for n, v in ratios.items() if v < least]
         lines.append(f"target {what} >= {least:g}x: met by {', '.join(met) or 'none'}"
                      + (f"; missed by {', '.join(missed)}" if missed else ""))

@@ -20,6 +20,20 @@ from pytorch_lightning.loggers.logger import Logger
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
+# `make test` runs `pytest -n auto`: pytest-xdist workers side by side. A worker left at torch's
+# default (one thread per core) would share the cores with the others: two threads per core
+# runs torch many times slower here. With OMP_NUM_THREADS unset, each worker (and the runs it
+# starts) takes one thread; with OMP_NUM_THREADS=k, there are cores // k workers of k threads.
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("OMP_NUM_THREADS"):
+    os.environ["OMP_NUM_THREADS"] = "1"  # for the subprocesses the tests start
+    torch.set_num_threads(1)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: as many workers as the cores hold at the thread count each one uses."""
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, threads))
+
 SYNTHETIC = ("copy", "denoising")
 DIGITS = ("seq_digits", "perm_digits", "row_digits")
 MNIST = ("seq_mnist", "perm_mnist", "row_mnist")
