@@ -203,7 +203,9 @@ class RecurrentCell(nn.Module):
 #: per-call overhead than the step-by-step loop. Measured on the LSTM (2 layers, batch 32,
 #: 32 distinct lengths, 1 thread): at L = 100 (segments of ~3 steps) the loop is 1.3-1.7x
 #: faster; at L = 300 (~10 steps) the segments are 1.3-1.4x faster, at L = 600 1.7-2.3x.
-MIN_SEGMENT = 6
+#: 8 also keeps every length of the cpu scale (at most 200, ~7 steps a segment) on the loop,
+#: so that its runs give the numbers they gave before the segments existed.
+MIN_SEGMENT = 8
 
 
 def kernel_by_length(cell: RecurrentCell, x_seq: Tensor, state: State, lengths: Tensor):
