@@ -27,7 +27,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra Hydra overrides: ARGS="...")
-	$(PY) -m src.run cell=gru warmup=partial $(ARGS)
+	$(PY) -m src.run cell=gru warmup=partial warmup.method=excite $(ARGS)
 
 test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist worker per free core
 	$(PY) -m pytest -n auto

@@ -1,6 +1,6 @@
 """How often warm-up leaves true attractors: the success-rate table of the README.
 
-    python bench/warmup_table.py                         # every cell x {full, partial} x {paper, robust},
+    python bench/warmup_table.py                         # every cell x {full, partial} x {paper, robust, excite},
                                                          # seeds 0-9, 1 and 2 threads (`make warmup-table`)
     python bench/warmup_table.py --cells gru lstm --methods robust --seeds 10 11 12 --threads 1
 
@@ -64,6 +64,7 @@ def warm_and_measure(job: dict) -> dict:
 
     from src.run import build, make_warmup
     from src.vaa import measure_vaa
+    from src.warmup import excite
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[
@@ -74,9 +75,12 @@ def warm_and_measure(job: dict) -> dict:
     inputs = inputs[:, :N]
     before = measure_vaa(net, inputs, steps=T, group_size=N, seed=cfg.seed)
     started = time.perf_counter()
-    pl.Trainer(max_steps=cfg.warmup.steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False).fit(
-        make_warmup(cfg, dm, net), dm.train_dataloader())
+    if cfg.warmup.method == "excite":
+        excite(net, cfg.warmup.gain)
+    else:
+        pl.Trainer(max_steps=cfg.warmup.steps, max_epochs=-1, logger=False,
+                   enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False).fit(make_warmup(cfg, dm, net), dm.train_dataloader())
     seconds = time.perf_counter() - started
     after = measure_vaa(net, inputs, steps=T, group_size=N, seed=cfg.seed)
     return {**job, "vaa_init": before.vaa, "vaa": after.vaa, "attractors": after.attractors,
@@ -115,13 +119,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def excitable(cell: str) -> bool:
+    """Whether ``warmup.method=excite`` applies to a cell: it declares an excitation block
+    (BRC and NBRC, bistable by construction, do not)."""
+    import yaml
+    from hydra.utils import get_class
+
+    target = yaml.safe_load((ROOT / "conf" / "cell" / f"{cell}.yaml").read_text())["_target_"]
+    return get_class(target).excitation_rows is not None
+
+
 def main() -> None:
     cells = sorted(p.stem for p in (ROOT / "conf" / "cell").glob("*.yaml"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=cells, choices=cells)
     parser.add_argument("--warmups", nargs="+", default=list(FRACTIONS), choices=list(FRACTIONS))
-    parser.add_argument("--methods", nargs="+", default=["paper", "robust"],
-                        choices=["paper", "robust"])
+    parser.add_argument("--methods", nargs="+", default=["paper", "robust", "excite"],
+                        choices=["paper", "robust", "excite"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], choices=[1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "warmup_table")
@@ -137,7 +151,8 @@ def main() -> None:
     seen = {key(r) for r in done}
     for threads in args.threads:
         jobs = [dict(cell=c, warmup=w, method=m, seed=s, threads=threads, overrides=args.override)
-                for c in args.cells for w in args.warmups for m in args.methods for s in args.seeds]
+                for c in args.cells for w in args.warmups for m in args.methods for s in args.seeds
+                if m != "excite" or excitable(c)]
         jobs = [j for j in jobs if key(j) not in seen]
         if not jobs:
             continue

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-#: ``warmup.method``: ``paper`` (METHOD.md exactly) or ``robust`` (src/warmup.py).
-METHODS = ("paper", "robust")
+#: ``warmup.method``: ``paper`` (METHOD.md exactly), ``robust`` or ``excite`` (src/warmup.py).
+METHODS = ("paper", "robust", "excite")
 
 def check_config(cfg: DictConfig) -> None:
     """Range checks of the plain keys, before anything is built (one-line errors). Their types
@@ -25,6 +25,8 @@ def check_config(cfg: DictConfig) -> None:
         ("warmup.max_horizon", cfg.warmup.max_horizon >= 1, "must be >= 1"),
         ("warmup.method", cfg.warmup.method in METHODS, f"must be one of {', '.join(METHODS)}"),
         ("warmup.select_every", cfg.warmup.select_every >= 1, "must be >= 1"),
+        ("warmup.gain", cfg.warmup.gain is None or cfg.warmup.gain >= 0,
+         "must be >= 0 or null (the cell's own)"),
         ("warmup.select_steps", cfg.warmup.select_steps >= 1, "must be >= 1"),
         ("net.hidden_size", cfg.net.hidden_size >= 1, "must be >= 1"),
         ("net.num_layers", cfg.net.num_layers >= 1, "must be >= 1"),

@@ -27,7 +27,7 @@ from src import tracking
 from src.rnn import StackedRNN
 from src.supervised import SupervisedModule
 from src.vaa import INIT_STEP, WARMUP_STEP, VAAMeter, vaa_metrics
-from src.warmup import WarmupModule
+from src.warmup import WarmupModule, excite
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -176,7 +176,12 @@ def measure(meter: VAAMeter, net, logger, step: int, stage: str, result: dict) -
 
 
 def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None:
-    """Stage 1: ``warmup.steps`` steps on the training inputs (as many passes as that takes)."""
+    """Stage 1: ``warmup.steps`` steps on the training inputs (as many passes as that takes),
+    or, with ``warmup.method=excite``, the self-excitation of the warmed units (no steps)."""
+    if cfg.warmup.method == "excite":
+        gains = excite(net, cfg.warmup.gain)
+        logger.log_metrics({"warmup/gain": gains[0]}, step=0)
+        return
     make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=-1,
                  limit_val_batches=0, enable_checkpointing=False
                  ).fit(make_warmup(cfg, dm, net), train_dataloaders=dm.train_dataloader())

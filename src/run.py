@@ -109,6 +109,9 @@ def main(cfg: DictConfig) -> float:
     try:
         pl.seed_everything(cfg.seed, verbose=False)
         dm, net, vaa_inputs = pipeline.build(cfg)
+        if cfg.warmup.method == "excite":  # a cell without an excitation block: refused here
+            for cell in net.warm_cells():
+                cell.excitation_block()
     except (ValueError, FileNotFoundError, InstantiationException) as err:
         abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
     meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)

@@ -55,6 +55,7 @@ class WarmupConf:
     method: str = MISSING
     select_every: int = MISSING
     select_steps: int = MISSING
+    gain: Optional[float] = None
 
 
 @dataclass

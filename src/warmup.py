@@ -1,6 +1,7 @@
 """Stage 1: warm-up, a LightningModule (METHOD.md, "Warm-up stage").
 
-Two methods, chosen by ``warmup.method``:
+Three methods, chosen by ``warmup.method`` (``excite``, a construction rather than gradient
+steps, is :func:`excite`; the other two are the LightningModule below):
 
 ``paper`` -- the published algorithm, exactly as METHOD.md gives it. Each step,
 per layer l with a warmed sub-cell:
@@ -45,6 +46,28 @@ import torch
 
 from src.checks import METHODS
 from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_states, vaa_star
+
+
+def excite(net, gain: float | None = None) -> list[float]:
+    """``warmup.method=excite``: add ``gain * I`` to each warmed sub-cell's excitation block
+    (the recurrent weights through which a unit feeds its own candidate state), so that
+    every warmed unit is bistable on its own and the layer has many true fixed points.
+
+    Not a gradient method: a construction, measured to leave true attractors where the
+    paper's objective leaves transients (README, "Warm-up that holds"). ``gain``: ``None``
+    takes each cell's ``excitation_gain``. Returns the gains applied, per layer.
+    """
+    gains = []
+    for cell in net.warm_cells():
+        block = cell.excitation_block()  # refuses a cell without one
+        g = cell.excitation_gain if gain is None else gain
+        if g is None:
+            raise ValueError(f"warmup.method=excite: cell {type(cell).__name__} has no "
+                             "excitation gain; set warmup.gain")
+        with torch.no_grad():
+            block.add_(g * torch.eye(block.shape[0], dtype=block.dtype, device=block.device))
+        gains.append(float(g))
+    return gains
 
 
 
@@ -99,6 +122,9 @@ class WarmupModule(pl.LightningModule):
             raise ValueError("WarmupModule: the network has no warmed sub-cells (warmup.fraction=0)")
         if method not in METHODS:
             raise ValueError(f"warmup.method={method!r} is not one of {', '.join(METHODS)}")
+        if method == "excite":
+            raise ValueError("warmup.method=excite takes no gradient steps: apply "
+                             "src.warmup.excite(net) instead of fitting a WarmupModule")
         if method == "robust" and select_inputs is None:
             raise ValueError("warmup.method=robust needs held-out select_inputs to select on")
         self.net = net

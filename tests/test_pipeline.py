@@ -168,11 +168,12 @@ def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
     (["net.hidden_size=abc"], "net.hidden_size='abc': Value 'abc' of type 'str' could not be"),
     (["warmup.fraction=1.5"], "warmup.fraction=1.5 must be in [0, 1]"),
     (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent"], "train-images-idx3-ubyte"),
+    (["cell=brc", "warmup.method=excite"], "BRC declares no excitation block"),
 ])
 def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store, args, expected):
-    """The three ways a run is refused: a type (the schema, before Hydra), a range (the config
-    checks), and a build that fails on the data (every benchmark's bad values are checked
-    in-process in test_benchmarks.py)."""
+    """The ways a run is refused: a type (the schema, before Hydra), a range (the config
+    checks), a build that fails on the data (every benchmark's bad values are checked
+    in-process in test_benchmarks.py), a method the cell cannot take."""
     uri, client = store
     out = tmp_path / "run"
     proc = run_cli([*args, f"mlflow.tracking_uri={uri}", f"hydra.run.dir={out}"], timeout=120)

@@ -254,6 +254,8 @@ def test_the_memory_horizon_figure_and_table_per_length(store, tmp_path):
     ({"warmup": "partial"}, {"warmup.fraction": "0.25", "warmup.steps": "100"}, "partial-0.25"),
     ({"warmup": "full"}, {"warmup.fraction": "1.0", "warmup.steps": "100",
                           "warmup.method": "robust"}, "full-robust"),
+    ({"warmup": "partial"}, {"warmup.fraction": "0.5", "warmup.steps": "100",
+                             "warmup.method": "excite"}, "partial-excite"),
     ({"warmup": "parallel"}, {"warmup.fraction": "0.5", "warmup.steps": "0"}, "parallel"),
     ({"warmup": "none"}, {"warmup.fraction": "0.0", "net.parallel": "True"}, "parallel"),
     ({"warmup": "none"}, {"warmup.fraction": "0.0", "warmup.steps": "100"}, "none"),

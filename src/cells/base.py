@@ -136,7 +136,25 @@ class RecurrentCell(nn.Module):
     def sequence_kernel(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         raise NotImplementedError  # pragma: no cover
 
+    #: Optional, for ``warmup.method=excite`` (src/warmup.py): the rows of the recurrent weight
+    #: ``self.weight_hh`` that feed the candidate state, in units of ``hidden_size`` (``(2, 3)``:
+    #: rows 2H..3H), and the self-excitation ``gain`` that makes the cell multistable, measured
+    #: at the default size (README, "Warm-up that holds"). ``None``: the cell has no such block
+    #: (BRC and NBRC are bistable by construction).
+    excitation_rows: tuple[int, int] | None = None
+    excitation_gain: float | None = None
+
     # -- provided -----------------------------------------------------------
+    def excitation_block(self) -> Tensor:
+        """The ``(H, H)`` block of ``weight_hh`` through which each unit excites its own
+        candidate (a view: adding to it changes the cell)."""
+        if self.excitation_rows is None:
+            raise ValueError(f"{type(self).__name__} declares no excitation block "
+                             "(excitation_rows) for warmup.method=excite")
+        first, last = self.excitation_rows
+        H = self.hidden_size
+        return self.weight_hh[first * H:last * H]
+
     def step(self, gx_t: Tensor, state: State) -> State:
         """The recurrent part of one time step (differentiable by autograd)."""
         return self.fused_step(gx_t, state, self.recurrent_weights())[0]

@@ -32,6 +32,10 @@ class MGU(RecurrentCell):
     unit for recurrent neural networks", IJAC 13(3), 2016 (arXiv:1603.09420).
     """
 
+    #: warmup.method=excite: the candidate's block U_h (README, "Warm-up that holds")
+    excitation_rows = (1, 2)
+    excitation_gain = 3.0
+
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
         super().__init__(input_size, hidden_size, fast)
         H = hidden_size

@@ -29,6 +29,10 @@ class RNN(RecurrentCell):
     Reference: J. L. Elman, "Finding structure in time", Cognitive Science 14, 1990.
     """
 
+    #: warmup.method=excite: the whole recurrent matrix (README, "Warm-up that holds")
+    excitation_rows = (0, 1)
+    excitation_gain = 4.0
+
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
         super().__init__(input_size, hidden_size, fast)
         H = hidden_size

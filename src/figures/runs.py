@@ -27,7 +27,8 @@ def cells(conf: Path = CONF_CELLS) -> tuple[str, ...]:
 
 CELLS = cells()
 
-VARIANTS = ("none", "full", "partial", "parallel", "full-robust", "partial-robust")
+VARIANTS = ("none", "full", "partial", "parallel", "full-robust", "partial-robust",
+            "full-excite", "partial-excite")
 
 
 #: The ``vaa``/``attractors`` steps at initialisation and after warm-up (src/vaa.py).
@@ -71,8 +72,8 @@ def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     """The run's warm-up variant, read from what it logged (``warmup.fraction``,
     ``warmup.steps``, ``warmup.active``, ``net.parallel``, ``warmup.method``), never from names: ``none``;
     ``parallel`` (the warmed/plain structure, nothing warmed); ``full``; ``partial`` (half of
-    each layer); ``partial-<f>`` for another fraction f; ``-robust`` appended for
-    ``warmup.method=robust``. Runs without those params fall back on the ``warmup`` tag."""
+    each layer); ``partial-<f>`` for another fraction f; ``-robust`` or ``-excite`` appended
+    for those ``warmup.method``s. Runs without those params fall back on the ``warmup`` tag."""
     if "warmup.fraction" not in params:
         warm = tags.get("warmup", "")
         return "parallel" if warm == "none" and params.get("net.parallel") == "True" else warm
@@ -82,7 +83,8 @@ def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     if fraction == 0 or steps == 0 or params.get("warmup.active") == "False":  # nothing warmed
         return "parallel" if split else "none"
     name = "full" if fraction == 1 else "partial" if fraction == 0.5 else f"partial-{fraction:g}"
-    return name + ("-robust" if params.get("warmup.method") == "robust" else "")
+    method = params.get("warmup.method", "paper")
+    return name + (f"-{method}" if method != "paper" else "")
 
 
 def of_sweeps(runs: list[Run], sweeps: tuple[str, ...]) -> list[Run]:
