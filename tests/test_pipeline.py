@@ -232,7 +232,7 @@ def test_git_sha_is_dirty_with_untracked_sources(tmp_path):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("warmup.method=fast", "warmup.method=fast must be one of paper, robust"),
+    ("warmup.method=fast", "warmup.method=fast must be one of paper, robust, excite"),
     ("warmup.select_every=0", "warmup.select_every=0 must be >= 1"),
     ("warmup.fraction=1.5", "warmup.fraction=1.5 must be in [0, 1]"),
 ])
