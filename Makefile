@@ -27,7 +27,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra Hydra overrides: ARGS="...")
-	$(PY) -m src.run cell=gru warmup=partial warmup.method=excite $(ARGS)
+	$(PY) -m src.run cell=gru warmup=partial $(ARGS)
 
 test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist worker per free core
 	$(PY) -m pytest -n auto
@@ -46,7 +46,7 @@ ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1
 bench: $(VENV)/.installed  ## speed of every cell vs the matmul bound and the authors' code (BENCH_ARGS="--shapes small")
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
-warmup-table: $(VENV)/.installed  ## how often warm-up leaves true attractors: every cell x {full, partial} x {paper, robust}, 10 seeds x {1, 2} threads (about 2 h; resumable)
+warmup-table: $(VENV)/.installed  ## how often warm-up leaves true attractors: every cell x {full, partial} x {paper, robust, excite}, 10 seeds x {1, 2} threads (about 2 h; resumable)
 	$(PY) bench/warmup_table.py $(TABLE_ARGS)
 
 reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU)

@@ -5,7 +5,9 @@
     python bench/warmup_table.py --cells gru lstm --methods robust --seeds 10 11 12 --threads 1
 
 Each row warms up the network of the default config (2 layers of 32 units,
-copy-first-input of length 100, 100 Adam steps) and measures it with the VAA of
+copy-first-input of length 100; 100 Adam steps for paper and robust, the
+self-excitation of src/warmup.py::excite for excite, on the cells that declare
+it) and measures it with the VAA of
 METHOD.md on N = 32 training sequences at T = 10 000 (`src/vaa.py`), before and
 after. A run *succeeds* when, after warm-up, VAA >= 0.5 and at least 90 % of
 the final states sit on a fixed point (`settled`): oscillating, chaotic or

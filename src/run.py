@@ -122,8 +122,8 @@ def main(cfg: DictConfig) -> float:
     folder = (tracking.resume_folder(Path.cwd(), uri, cfg.mlflow.experiment, digest)
               if dm.task != "rl" else None)
     if folder is not None and tracking.folder_in_use(uri, cfg.mlflow.experiment, folder):
-        print(f"the same run is running now in another process ({folder}): this one runs "
-              "without a resume folder")
+        print(f"a run of this config is RUNNING in the store, from another live process or "
+              f"another machine ({folder}): this one runs without a resume folder")
         folder = None
     found = tracking.find_resumable(uri, cfg.mlflow.experiment, digest, folder) if folder else None
     resumed, logged_until = found if found else (None, (0, 0))

@@ -120,22 +120,26 @@ def check_overrides(overrides: list[str]) -> None:
     Hydra's own keys and anything the parser does not take are left to Hydra."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception:  # a syntax error: Hydra reports it
-        return
+    parser = OverridesParser.create()
     schema = OmegaConf.structured(Config)
-    for override in parsed:
+    for text in overrides:
+        try:  # one at a time: an option's argument (`-cn NAME`) or a syntax error is Hydra's
+            (override,) = parser.parse_overrides([text])
+        except Exception:
+            continue
         key = override.key_or_group
         typed = key == "seed" or "." in key and key.split(".")[0] in TYPED
-        if not typed or override.is_delete():
-            continue  # a group choice (cell=gru, +figure=...), hydra.*, benchmark.*, cell.*
-        if override.is_sweep_override():
-            if not override.is_discrete_sweep():
-                continue  # interval(...): a sweeper's business
-            values = list(override.sweep_iterator())
-        else:
-            values = [override.value()]
+        if not typed or override.is_delete() or override.is_force_add():
+            continue  # a group choice (cell=gru, +figure=...), hydra.*, benchmark.*, ++key
+        try:
+            if override.is_sweep_override():
+                if not override.is_discrete_sweep():
+                    continue  # interval(...): a sweeper's business
+                values = list(override.sweep_iterator())
+            else:
+                values = [override.value()]
+        except Exception:  # glob(...) and the like: Hydra expands (or refuses) them
+            continue
         for value in values:
             try:
                 OmegaConf.update(schema, key, value, merge=True)

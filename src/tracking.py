@@ -174,6 +174,9 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 #: Keys that change how a run is shown or where it is logged, not what it computes.
 NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pictures"}
+#: Keys added after runs were stored: hashed only when set, so that the digests of earlier
+#: runs (which lack them) stay those of the same config now.
+HASHED_WHEN_SET = {"warmup.gain"}
 
 
 def config_hash(tree: dict) -> str:
@@ -181,10 +184,12 @@ def config_hash(tree: dict) -> str:
 
     Leaves out ``NOT_HASHED`` (the tracking section, display, picture and thread settings, and the
     ``sizes`` table of a reproduce scale, whose values reach the run through the keys
-    ``benchmark.*``, ``net.*`` and ``trainer.*`` that are hashed).
+    ``benchmark.*``, ``net.*`` and ``trainer.*`` that are hashed), and the keys of
+    ``HASHED_WHEN_SET`` while they are unset.
     """
     body = {k: v for k, v in flatten(tree).items()
-            if k not in NOT_HASHED and k.split(".")[0] not in NOT_HASHED}
+            if k not in NOT_HASHED and k.split(".")[0] not in NOT_HASHED
+            and not (k in HASHED_WHEN_SET and v is None)}
     return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -32,7 +32,8 @@ if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("OMP_NUM_THREADS
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: as many workers as the cores hold at the thread count each one uses."""
     threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
-    return max(1, (os.cpu_count() or 1) // max(1, threads))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, threads))
 
 SYNTHETIC = ("copy", "denoising")
 DIGITS = ("seq_digits", "perm_digits", "row_digits")

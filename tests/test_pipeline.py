@@ -282,7 +282,23 @@ def test_the_schema_accepts_what_the_configs_use():
     check_overrides(["net.hidden_size=${sizes.copy.hidden_size}", "trainer.threads=null",
                      "mlflow.tracking_uri=http://h:5000", "cell=gru,lstm", "+figure=precision",
                      "seed=range(0,3)", "hydra.launcher.n_jobs=2", "benchmark.seq_length=50",
-                     "warmup.lr=1e-3", "trainer.devices=[0,1]", "~vaa.pictures"])
+                     "warmup.lr=1e-3", "trainer.devices=[0,1]", "~vaa.pictures",
+                     "++warmup.extra=1", "seed=glob(*)", "config", "job"])  # the last: option values
+
+
+def test_a_key_added_later_leaves_earlier_digests_alone():
+    """warmup.gain came after runs were stored: unset, it is not hashed, so the digest of a
+    config is what it was before the key existed (completed runs are still reused)."""
+    from omegaconf import OmegaConf
+
+    from src import tracking
+
+    tree = OmegaConf.to_container(compose_config([]), resolve=True)
+    digest = tracking.config_hash(tree)
+    del tree["warmup"]["gain"]
+    assert tracking.config_hash(tree) == digest
+    tree["warmup"]["gain"] = 3.0
+    assert tracking.config_hash(tree) != digest
 
 
 def test_an_unloadable_target_keeps_its_cause_on_one_line():

@@ -177,7 +177,7 @@ class RecurrentCell(nn.Module):
         if self.fast and self.has_sequence_kernel:
             if lengths is None:
                 return self.sequence_kernel(x_seq, state)
-            if x_seq.shape[0] >= MIN_SEGMENT * int(torch.unique(lengths).numel()):
+            if x_seq.shape[0] >= MIN_SEGMENT * lengths.numel():
                 return kernel_by_length(self, x_seq, state, lengths)
         if x_seq.shape[0] > 1 and x_seq.stride(0) == 0:
             # Input held constant in time (an ``expand``ed tensor, as in VAA):
@@ -217,12 +217,14 @@ class RecurrentCell(nn.Module):
 
 # -- the fast path ------------------------------------------------------------
 #: With ``lengths``, a cell with a whole-sequence kernel runs it once per distinct length
-#: when the segments average at least this many steps; shorter segments cost more in
-#: per-call overhead than the step-by-step loop. Measured on the LSTM (2 layers, batch 32,
+#: when the sequence has at least this many steps per sample (so that segments, up to one
+#: per sample, average at least this long; decided by the shapes alone, never by the draw of
+#: the lengths, so that a run takes one path whatever its random state); shorter segments
+#: cost more in per-call overhead than the step-by-step loop. Measured on the LSTM (2 layers, batch 32,
 #: 32 distinct lengths, 1 thread): at L = 100 (segments of ~3 steps) the loop is 1.3-1.7x
 #: faster; at L = 300 (~10 steps) the segments are 1.3-1.4x faster, at L = 600 1.7-2.3x.
-#: 8 also keeps every length of the cpu scale (at most 200, ~7 steps a segment) on the loop,
-#: so that its runs give the numbers they gave before the segments existed.
+#: 8 also keeps every length of the cpu scale (at most 200, with batches of 16 or more) on the
+#: loop, so that its runs give the numbers they gave before the segments existed.
 MIN_SEGMENT = 8
 
 
@@ -234,6 +236,8 @@ def kernel_by_length(cell: RecurrentCell, x_seq: Tensor, state: State, lengths: 
     Python per step. Outputs past a sample's length repeat its final ``h``, as on the
     other paths; the result is the same up to float rounding."""
     L, N = x_seq.shape[0], x_seq.shape[1]
+    if N == 0:
+        return x_seq.new_zeros(L, 0, cell.hidden_size), tuple(state)
     lengths = lengths.to(x_seq.device).clamp(max=L)
     order = torch.argsort(lengths, descending=True, stable=True)
     inverse = torch.argsort(order)
