@@ -102,6 +102,7 @@ def main(cfg: DictConfig) -> float:
 
     from src import pipeline
     from src.vaa import VAAMeter
+    from src.warmup import excitation_plan
 
     torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (CALIBRATION.md)
     if cfg.trainer.threads:
@@ -109,9 +110,8 @@ def main(cfg: DictConfig) -> float:
     try:
         pl.seed_everything(cfg.seed, verbose=False)
         dm, net, vaa_inputs = pipeline.build(cfg)
-        if cfg.warmup.method == "excite":  # a cell without an excitation block: refused here
-            for cell in net.warm_cells():
-                cell.excitation_block()
+        if cfg.warmup.method == "excite":  # a cell that cannot take it: refused here
+            excitation_plan(net, cfg.warmup.gain)
     except (ValueError, FileNotFoundError, InstantiationException) as err:
         abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
     meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)

@@ -101,14 +101,10 @@ def register() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
 
 
-def type_error(err: OmegaConfBaseException, key: str | None = None,
-               value: object = None) -> str:
+def type_error(err: OmegaConfBaseException, key: str, value: object) -> str:
     """OmegaConf's error on one line: ``net.hidden_size='abc': Value 'abc' of type 'str' could
     not be converted to Integer``. OmegaConf appends ``full_key:``, ``object_type=`` lines."""
     message = str(err).splitlines()[0].strip() if str(err).strip() else type(err).__name__
-    key = key or getattr(err, "full_key", None)
-    if key is None:
-        return message
     shown = f"{key}={value!r}" if value is not None else key
     return f"{shown}: {message}"
 

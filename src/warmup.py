@@ -48,6 +48,22 @@ from src.checks import METHODS
 from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_states, vaa_star
 
 
+def excitation_plan(net, gain: float | None = None) -> list[tuple[torch.Tensor, float]]:
+    """What :func:`excite` will do, checked before anything changes: per warmed sub-cell, its
+    excitation block (a view of its weights) and the gain to add. Raises a one-line
+    ``ValueError`` for a cell without a block, or without a gain when ``gain`` is ``None``;
+    ``src/run.py`` calls it after the build, so that such a run is refused before it exists."""
+    plan = []
+    for cell in net.warm_cells():
+        block = cell.excitation_block()  # refuses a cell without one
+        g = cell.excitation_gain if gain is None else gain
+        if g is None:
+            raise ValueError(f"warmup.method=excite: cell {type(cell).__name__} has no "
+                             "excitation gain; set warmup.gain")
+        plan.append((block, float(g)))
+    return plan
+
+
 def excite(net, gain: float | None = None) -> list[float]:
     """``warmup.method=excite``: add ``gain * I`` to each warmed sub-cell's excitation block
     (the recurrent weights through which a unit feeds its own candidate state), so that
@@ -57,18 +73,11 @@ def excite(net, gain: float | None = None) -> list[float]:
     paper's objective leaves transients (README, "Warm-up that holds"). ``gain``: ``None``
     takes each cell's ``excitation_gain``. Returns the gains applied, per layer.
     """
-    gains = []
-    for cell in net.warm_cells():
-        block = cell.excitation_block()  # refuses a cell without one
-        g = cell.excitation_gain if gain is None else gain
-        if g is None:
-            raise ValueError(f"warmup.method=excite: cell {type(cell).__name__} has no "
-                             "excitation gain; set warmup.gain")
-        with torch.no_grad():
+    plan = excitation_plan(net, gain)
+    with torch.no_grad():
+        for block, g in plan:
             block.add_(g * torch.eye(block.shape[0], dtype=block.dtype, device=block.device))
-        gains.append(float(g))
-    return gains
-
+    return [g for _, g in plan]
 
 
 def selection_score(vaa: float, settled: float) -> float:

@@ -78,3 +78,18 @@ def test_a_warmup_module_refuses_excite():
     _, net, _ = build(compose_config(["warmup=full", *tiny()]))
     with pytest.raises(ValueError, match="takes no gradient steps"):
         WarmupModule(net, method="excite")
+
+
+def test_excite_checks_every_cell_before_it_changes_any(monkeypatch):
+    """A cell with a block but no gain of its own (a user's cell) is refused, with warmup.gain
+    unset, before any weight moves: src/run.py runs this check before the run exists."""
+    from src.cells.gru import GRU
+    from src.warmup import excitation_plan
+
+    _, net, _ = build(compose_config(["cell=gru", "warmup=full", *tiny()]))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    monkeypatch.setattr(GRU, "excitation_gain", None)
+    with pytest.raises(ValueError, match="GRU has no excitation gain; set warmup.gain"):
+        excite(net)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert [g for _, g in excitation_plan(net, 2.0)] == [2.0, 2.0]

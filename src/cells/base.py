@@ -246,23 +246,18 @@ def kernel_by_length(cell: RecurrentCell, x_seq: Tensor, state: State, lengths: 
     running = tuple(s.index_select(0, order) for s in state)
     done: tuple[Tensor, ...] | None = None  # the finished samples' states, in sorted order
     ys, start, active = [], 0, N
-    if counts[0]:  # zero-length prefixes keep their initial state
-        active -= counts[0]
-        done = tuple(s[active:] for s in running)
-        running = tuple(s[:active] for s in running)
-    for stop in range(1, L + 1):
-        if counts[stop] == 0 and stop < L:
-            continue
-        if active > 0:
-            y, running = cell.sequence_kernel(x[start:stop, :active], running)
-        else:
-            y = x.new_zeros(stop - start, 0, cell.hidden_size)
-        if done is not None:
-            y = torch.cat([y, done[0].unsqueeze(0).expand(stop - start, -1, -1)], dim=1)
-        ys.append(y)
-        start, ending = stop, counts[stop]
-        if ending:
-            active -= ending
+    for stop in range(L + 1):  # stop = 0: zero-length prefixes keep their initial state
+        if stop > start and (counts[stop] or stop == L):  # run the segment start..stop
+            if active > 0:
+                y, running = cell.sequence_kernel(x[start:stop, :active], running)
+            else:
+                y = x.new_zeros(stop - start, 0, cell.hidden_size)
+            if done is not None:
+                y = torch.cat([y, done[0].unsqueeze(0).expand(stop - start, -1, -1)], dim=1)
+            ys.append(y)
+            start = stop
+        if counts[stop]:  # the samples of this length end here
+            active -= counts[stop]
             ended = tuple(s[active:] for s in running)
             done = ended if done is None else tuple(
                 torch.cat([e, d]) for e, d in zip(ended, done))
