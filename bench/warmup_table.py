@@ -6,8 +6,8 @@
 
 Each row warms up the network of the default config (2 layers of 32 units,
 copy-first-input of length 100; 100 Adam steps for paper and robust, the
-self-excitation of src/warmup.py::excite for excite, on the cells that declare
-it) and measures it with the VAA of
+self-excitation chosen by src/warmup.py::select_excitation for excite) and
+measures it with the VAA of
 METHOD.md on N = 32 training sequences at T = 10 000 (`src/vaa.py`), before and
 after. A run *succeeds* when, after warm-up, VAA >= 0.5 and at least 90 % of
 the final states sit on a fixed point (`settled`): oscillating, chaotic or
@@ -64,9 +64,9 @@ def warm_and_measure(job: dict) -> dict:
     import pytorch_lightning as pl
     from hydra import compose, initialize_config_dir
 
+    from src.pipeline import excitation
     from src.run import build, make_warmup
     from src.vaa import measure_vaa
-    from src.warmup import excite
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[
@@ -77,8 +77,10 @@ def warm_and_measure(job: dict) -> dict:
     inputs = inputs[:, :N]
     before = measure_vaa(net, inputs, steps=T, group_size=N, seed=cfg.seed)
     started = time.perf_counter()
+    chosen = {}
     if cfg.warmup.method == "excite":
-        excite(net, cfg.warmup.gain)
+        e = excitation(cfg, dm, net)
+        chosen = {"gains": list(e.gains), "centre": e.centre}
     else:
         pl.Trainer(max_steps=cfg.warmup.steps, max_epochs=-1, logger=False,
                    enable_checkpointing=False, enable_progress_bar=False,
@@ -86,7 +88,7 @@ def warm_and_measure(job: dict) -> dict:
     seconds = time.perf_counter() - started
     after = measure_vaa(net, inputs, steps=T, group_size=N, seed=cfg.seed)
     return {**job, "vaa_init": before.vaa, "vaa": after.vaa, "attractors": after.attractors,
-            "fixed_points": after.fixed_points, "settled": after.settled, "seconds": seconds}
+            "fixed_points": after.fixed_points, "settled": after.settled, "seconds": seconds, **chosen}
 
 
 def key(row: dict) -> tuple:
@@ -121,16 +123,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def excitable(cell: str) -> bool:
-    """Whether ``warmup.method=excite`` applies to a cell: it declares an excitation block
-    (BRC and NBRC, bistable by construction, do not)."""
-    import yaml
-    from hydra.utils import get_class
-
-    target = yaml.safe_load((ROOT / "conf" / "cell" / f"{cell}.yaml").read_text())["_target_"]
-    return get_class(target).excitation_rows is not None
-
-
 def main() -> None:
     cells = sorted(p.stem for p in (ROOT / "conf" / "cell").glob("*.yaml"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -150,11 +142,12 @@ def main() -> None:
     if args.fresh and results.exists():
         results.unlink()
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    # excite rows made before it chose its gains per layer by measurement (no "gains") are stale
+    done = [r for r in done if r["method"] != "excite" or "gains" in r]
     seen = {key(r) for r in done}
     for threads in args.threads:
         jobs = [dict(cell=c, warmup=w, method=m, seed=s, threads=threads, overrides=args.override)
-                for c in args.cells for w in args.warmups for m in args.methods for s in args.seeds
-                if m != "excite" or excitable(c)]
+                for c in args.cells for w in args.warmups for m in args.methods for s in args.seeds]
         jobs = [j for j in jobs if key(j) not in seen]
         if not jobs:
             continue

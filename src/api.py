@@ -49,9 +49,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from src.rnn import StackedRNN
 from src.vaa import EPS, Multistability
 from src.vaa import measure_vaa as _measure
-from src.warmup import horizon_bound, layer_vaa_star
+from src.warmup import EXCITATION_GAINS, Excitation, horizon_bound, layer_vaa_star, select_excitation
 
-__all__ = ["warm_up", "measure_vaa", "Multistability"]
+__all__ = ["warm_up", "measure_vaa", "Multistability", "Excitation"]
 
 TORCH_RNNS = (nn.RNN, nn.GRU, nn.LSTM)
 
@@ -82,6 +82,41 @@ class _TorchLayer:
         return y, (h_n[0][0], h_n[1][0]) if self.lstm else (h_n[0],)
 
 
+#: The rows of ``weight_hh_l{k}`` (in units of hidden_size) that feed each unit's candidate,
+#: in torch's gate order: RNN (h), GRU (r, z, n), LSTM (i, f, g, o).
+TORCH_EXCITATION_ROWS = {nn.RNN: (0, 1), nn.GRU: (2, 3), nn.LSTM: (2, 3)}
+
+
+class _TorchExcitable:
+    """Layer ``index`` of a torch RNN seen as a cell that ``excite`` can change: its
+    excitation block and candidate biases are views of the module's own parameters."""
+
+    def __init__(self, module: nn.RNNBase, index: int):
+        self.module, self.index = module, index
+        self.hidden_size = module.hidden_size
+        self.excitation_rows = TORCH_EXCITATION_ROWS[type(module)]
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
+        self.params = {n: getattr(module, f"{n}_l{index}") for n in names}
+
+    def _rows(self, t: Tensor) -> Tensor:
+        first, last = self.excitation_rows
+        return t[first * self.hidden_size:last * self.hidden_size]
+
+    def excitation_block(self) -> Tensor:
+        return self._rows(self.params["weight_hh"])
+
+    def excitation_biases(self) -> list[Tensor]:
+        return [self._rows(self.params[n]) for n in ("bias_ih", "bias_hh") if n in self.params]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return dict(self.params)
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(state[n])
+
+
 class _Layer:
     """What warm-up and VAA see of one layer: a warmed part and no plain part."""
 
@@ -94,8 +129,17 @@ class _Adapter:
     :mod:`src.vaa` and :mod:`src.warmup` use: ``recurrent``, ``layers[l].warm``,
     ``warm_parameters``, and the train/eval mode (time-major tensors throughout)."""
 
-    def __init__(self, module: nn.Module, layers: list[_Layer], run_prefixes: Callable):
+    def __init__(self, module: nn.Module, layers: list[_Layer], run_prefixes: Callable,
+                 excitable: list | None = None):
         self.module, self.layers, self._run_prefixes = module, layers, run_prefixes
+        self.excitable = excitable  # per layer, what ``excite`` changes; None: out of reach
+
+    def warm_cells(self) -> list:
+        if self.excitable is None:
+            raise ValueError(f"warm_up(method='excite'): the layers of a "
+                             f"{type(self.module).__name__} are out of reach; use it with the "
+                             "project's networks or nn.RNN, nn.GRU, nn.LSTM, or method='paper'")
+        return self.excitable
 
     @property
     def training(self) -> bool:
@@ -134,7 +178,8 @@ def _torch_adapter(module: nn.RNNBase) -> _Adapter:
             states.append((s, None))
         return None, states
 
-    return _Adapter(module, layers, run_prefixes)
+    return _Adapter(module, layers, run_prefixes,
+                    [_TorchExcitable(module, i) for i in range(module.num_layers)])
 
 
 class _BlockRunner:
@@ -267,30 +312,48 @@ def warm_up(
     module: nn.Module,
     inputs: Tensor,
     *,
+    method: str = "excite",
     steps: int = 100,
     lr: float = 1e-2,
     batch_size: int = 32,
     vaa_target: float = 0.95,
     max_horizon: int = 200,
     horizon_growth: int = 10,
+    gains: tuple[float, ...] = EXCITATION_GAINS,
+    select_steps: int = 10_000,
     eps: float = EPS,
     seed: int = 0,
     batch_first: bool | None = None,
-) -> list[float]:
-    """Warm ``module`` up in place with the paper's algorithm (METHOD.md, "Warm-up").
+) -> list[float] | Excitation:
+    """Warm ``module`` up in place (README, "Warm-up that holds"), as the pipeline does.
 
-    Each of ``steps`` steps draws ``batch_size`` of the ``inputs``, cuts each at a random
-    prefix, runs every layer alone from its prefix state under one constant random input
-    for T ~ U{1..min(1 + 10k, 200)} steps, and takes an Adam step (``lr``) on
-    mean over layers of (VAA* - ``vaa_target``)^2. The defaults are the pipeline's
-    (``conf/warmup/full.yaml``). Only the module's own parameters change: for a project
-    network only its warmed sub-cells, for any other module those with ``requires_grad``.
-    Their ``.grad`` is left as it was found. ``seed`` fixes the draws and leaves the global
-    random state untouched.
+    ``method="excite"`` (the default, as in the pipeline): no gradient steps. Candidates are
+    the module as built and, for gains from ``gains``, each layer's self-excitation
+    (``gain * I`` added to the recurrent weights that feed each unit's own candidate state;
+    with the candidate biases as built or zeroed; the same gain on every layer, then each
+    layer's gain varied in turn); each is measured by the hard VAA at T = ``select_steps``
+    on ``inputs`` (groups of 32, drawn with ``seed + 1``), and the best is kept
+    (:func:`src.warmup.select_excitation`). Returns the :class:`Excitation` chosen
+    (``gains`` per layer, all 0: left as built). For the
+    project's networks and ``nn.RNN`` (tanh), ``nn.GRU``, ``nn.LSTM``.
 
-    Returns VAA* (mean over layers) at every step. Raises ``FloatingPointError`` with the
-    knob to turn if the objective becomes NaN or infinite.
+    ``method="paper"``: METHOD.md's algorithm. Each of ``steps`` steps draws ``batch_size``
+    of the ``inputs``, cuts each at a random prefix, runs every layer alone from its prefix
+    state under one constant random input for T ~ U{1..min(1 + 10k, 200)} steps, and takes
+    an Adam step (``lr``) on mean over layers of (VAA* - ``vaa_target``)^2. The defaults are
+    the pipeline's (``conf/warmup/full.yaml``). Returns VAA* (mean over layers) at every
+    step; raises ``FloatingPointError`` with the knob to turn if the objective becomes NaN
+    or infinite.
+
+    Only the module's own parameters change: for a project network only its warmed
+    sub-cells, for any other module those with ``requires_grad`` (paper) or the excitation
+    blocks and candidate biases (excite). ``.grad`` is left as it was found. ``seed`` fixes
+    the draws and leaves the global random state untouched.
     """
+    if method not in ("excite", "paper"):
+        raise ValueError(f"warm_up: method={method!r} must be 'excite' or 'paper'")
+    if method == "excite":
+        return _excite(module, inputs, gains, select_steps, eps, seed, batch_first)
     net, x = _prepare(module, inputs, batch_first, "warm_up")
     for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 2),
                              ("max_horizon", max_horizon, 1), ("horizon_growth", horizon_growth, 0)):
@@ -336,3 +399,20 @@ def warm_up(
             for p, g in zip(params, saved_grads):
                 p.grad = g
     return history
+
+
+def _excite(module, inputs, gains, select_steps, eps, seed, batch_first) -> Excitation:
+    net, x = _prepare(module, inputs, batch_first, "warm_up")
+    if not isinstance(select_steps, int) or select_steps < 1:
+        raise ValueError(f"warm_up: select_steps={select_steps!r} must be an integer >= 1")
+    if not gains or not all(isinstance(g, (int, float)) and g > 0 for g in gains):
+        raise ValueError(f"warm_up: gains={gains!r} must be a non-empty sequence of numbers > 0")
+    if isinstance(module, nn.RNN) and module.nonlinearity != "tanh":
+        raise ValueError("warm_up(method='excite'): a self-exciting relu unit grows without "
+                         "bound; use nonlinearity='tanh' or method='paper'")
+    net.warm_cells()  # refuses a module whose layers are out of reach, before any work
+    n = x.shape[1]
+    size = min(32, n)
+    with torch.no_grad():
+        return select_excitation(net, x[:, :n // size * size], gains=tuple(gains),
+                                 steps=select_steps, group_size=size, eps=eps, seed=seed + 1)

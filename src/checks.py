@@ -26,7 +26,7 @@ def check_config(cfg: DictConfig) -> None:
         ("warmup.method", cfg.warmup.method in METHODS, f"must be one of {', '.join(METHODS)}"),
         ("warmup.select_every", cfg.warmup.select_every >= 1, "must be >= 1"),
         ("warmup.gain", cfg.warmup.gain is None or cfg.warmup.gain >= 0,
-         "must be >= 0 or null (the cell's own)"),
+         "must be >= 0 or null (chosen by measurement)"),
         ("warmup.select_steps", cfg.warmup.select_steps >= 1, "must be >= 1"),
         ("net.hidden_size", cfg.net.hidden_size >= 1, "must be >= 1"),
         ("net.num_layers", cfg.net.num_layers >= 1, "must be >= 1"),

@@ -27,7 +27,7 @@ from src import tracking
 from src.rnn import StackedRNN
 from src.supervised import SupervisedModule
 from src.vaa import INIT_STEP, WARMUP_STEP, VAAMeter, vaa_metrics
-from src.warmup import WarmupModule, excite
+from src.warmup import Excitation, WarmupModule, excitable, excite, select_excitation
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -84,14 +84,17 @@ def build(cfg: DictConfig):
 
 #: Groups (each its own constant input u) the robust warm-up selects on: one u is noisy.
 SELECT_GROUPS = 3
+#: The same for excite, which compares 20-30 candidates: with more candidates the best
+#: score on few groups is more often luck (the per-step cost, not the batch, sets the time).
+EXCITE_SELECT_GROUPS = 8
 
 
-def selection_inputs(dm, cfg: DictConfig):
-    """The robust warm-up's held-out inputs: ``SELECT_GROUPS`` groups of ``vaa.group_size``
+def selection_inputs(dm, cfg: DictConfig, groups: int = SELECT_GROUPS):
+    """The held-out inputs a warm-up selects on: ``groups`` groups of ``vaa.group_size``
     training sequences after the ones VAA is measured on (fewer groups, and the last sequences,
     when the training set is too small)."""
     size, skip = cfg.vaa.group_size, cfg.vaa.groups * cfg.vaa.group_size
-    groups = max(1, min(SELECT_GROUPS, (dm.n_train - skip) // size))
+    groups = max(1, min(groups, (dm.n_train - skip) // size))
     n = groups * size
     available = dm.train_inputs(min(dm.n_train, skip + n))
     return available[:, -n:]
@@ -175,12 +178,41 @@ def measure(meter: VAAMeter, net, logger, step: int, stage: str, result: dict) -
     result.update({f"vaa/{stage}": m.vaa, f"settled/{stage}": m.settled})
 
 
+def excitation(cfg: DictConfig, dm, net: StackedRNN):
+    """``warmup.method=excite`` as configured, in place: :func:`src.warmup.select_excitation` on
+    the held-out selection sequences, or the fixed ``warmup.gain``. Returns the
+    :class:`src.warmup.Excitation` chosen (``tried`` empty for a fixed gain)."""
+    if cfg.warmup.gain is not None:
+        excite(net, cfg.warmup.gain)
+        nan = float("nan")
+        return Excitation((float(cfg.warmup.gain),) * len(net.warm_cells()), False, nan, nan,
+                          nan, [])
+    return select_excitation(net, selection_inputs(dm, cfg, EXCITE_SELECT_GROUPS),
+                             steps=cfg.warmup.select_steps,
+                             group_size=cfg.vaa.group_size, eps=cfg.vaa.eps, seed=cfg.seed + 1)
+
+
 def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None:
     """Stage 1: ``warmup.steps`` steps on the training inputs (as many passes as that takes),
     or, with ``warmup.method=excite``, the self-excitation of the warmed units (no steps)."""
     if cfg.warmup.method == "excite":
-        gains = excite(net, cfg.warmup.gain)
-        logger.log_metrics({"warmup/gain": gains[0]}, step=0)
+        if not excitable(net):
+            print(f"warmup.method=excite: {type(net.warm_cells()[0]).__name__} declares no "
+                  "excitation block; the network is left as built (BRC and NBRC are bistable "
+                  "by construction; a cell of your own: README, 'Adding your own cell')")
+        chosen = excitation(cfg, dm, net)
+        for i, (_, _, vaa, settled, fixed) in enumerate(chosen.tried):
+            logger.log_metrics({"warmup/select_vaa": vaa, "warmup/select_settled": settled,
+                                "warmup/select_fixed_points": fixed}, step=i)
+        logger.log_metrics({**{f"warmup/gain_l{i}": g for i, g in enumerate(chosen.gains)},
+                            "warmup/centre": float(chosen.centre)}, step=0)
+        if chosen.tried:
+            what = (f"gains {', '.join(f'{g:g}' for g in chosen.gains)} (per layer), candidate "
+                    f"biases {'zeroed' if chosen.centre else 'as built'}" if any(chosen.gains)
+                    else "the network as built")
+            print(f"excite: {what}; the best of {len(chosen.tried)} candidates (held-out: "
+                  f"{chosen.fixed_points:.1f} fixed points of {cfg.vaa.group_size}, VAA "
+                  f"{chosen.vaa:.3f}, settled {chosen.settled:.0%})", flush=True)
         return
     make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=-1,
                  limit_val_batches=0, enable_checkpointing=False

@@ -102,7 +102,7 @@ def main(cfg: DictConfig) -> float:
 
     from src import pipeline
     from src.vaa import VAAMeter
-    from src.warmup import excitation_plan
+    from src.warmup import excitable
 
     torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (CALIBRATION.md)
     if cfg.trainer.threads:
@@ -110,8 +110,11 @@ def main(cfg: DictConfig) -> float:
     try:
         pl.seed_everything(cfg.seed, verbose=False)
         dm, net, vaa_inputs = pipeline.build(cfg)
-        if cfg.warmup.method == "excite":  # a cell that cannot take it: refused here
-            excitation_plan(net, cfg.warmup.gain)
+        if (cfg.warmup.method == "excite" and cfg.warmup.gain is not None and net.warms_up
+                and not excitable(net)):  # a fixed gain for a cell that cannot take it
+            raise ValueError(f"warmup.gain={cfg.warmup.gain}: cell {cfg.cell._target_.split('.')[-1]} "
+                             "declares no excitation block (excitation_rows); leave warmup.gain "
+                             "null (the cell is then left as built) or use warmup.method=paper")
     except (ValueError, FileNotFoundError, InstantiationException) as err:
         abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
     meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)

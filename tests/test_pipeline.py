@@ -88,6 +88,20 @@ def test_both_stages_log_the_interface_metrics(tmp_path):
     assert (tmp_path / "checkpoints" / "best.ckpt").exists()
 
 
+def test_excite_logs_its_candidates_and_the_gain_chosen(tmp_path):
+    """The default method: one point per candidate (step = its index), the chosen gain and
+    whether the candidate biases were zeroed at step 0, and no gradient-step metrics."""
+    _, metrics = train_in_process(tmp_path, ["cell=lstm", "warmup=full", *tiny(method=None)])
+    steps = [s for s, _ in metrics["warmup/select_vaa"]]
+    # as built, 7 gains x 2 (lstm's biases), then 6 other gains per layer (none if as built won)
+    assert steps == list(range(len(steps))) and 15 <= len(steps) <= 27
+    gains = [v for layer in (0, 1) for _, v in metrics[f"warmup/gain_l{layer}"]]
+    (_, centre), = metrics["warmup/centre"]
+    assert len(gains) == 2 and all(g in (0.0, 2, 3, 4, 6, 8, 12, 16) for g in gains)
+    assert centre in (0.0, 1.0)
+    assert "warmup/loss" not in metrics and "warmup/vaa_star" not in metrics
+
+
 def test_warmup_none_skips_stage_one(tmp_path):
     result, metrics = train_in_process(tmp_path, ["warmup=none", *tiny()])
     assert "warmup/loss" not in metrics
@@ -168,7 +182,7 @@ def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
     (["net.hidden_size=abc"], "net.hidden_size='abc': Value 'abc' of type 'str' could not be"),
     (["warmup.fraction=1.5"], "warmup.fraction=1.5 must be in [0, 1]"),
     (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent"], "train-images-idx3-ubyte"),
-    (["cell=brc", "warmup.method=excite"], "BRC declares no excitation block"),
+    (["cell=brc", "warmup.gain=4"], "cell BRC declares no excitation block"),
 ])
 def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store, args, expected):
     """The ways a run is refused: a type (the schema, before Hydra), a range (the config

@@ -138,11 +138,10 @@ class RecurrentCell(nn.Module):
 
     #: Optional, for ``warmup.method=excite`` (src/warmup.py): the rows of the recurrent weight
     #: ``self.weight_hh`` that feed the candidate state, in units of ``hidden_size`` (``(2, 3)``:
-    #: rows 2H..3H), and the self-excitation ``gain`` that makes the cell multistable, measured
-    #: at the default size (README, "Warm-up that holds"). ``None``: the cell has no such block
-    #: (BRC and NBRC are bistable by construction).
+    #: rows 2H..3H). The same rows of the biases (``bias_ih``, ``bias_hh`` or ``bias``, those
+    #: the cell has) are the candidate's biases. ``None``: the cell has no such block (BRC and
+    #: NBRC are bistable by construction), and excite leaves it as built.
     excitation_rows: tuple[int, int] | None = None
-    excitation_gain: float | None = None
 
     # -- provided -----------------------------------------------------------
     def excitation_block(self) -> Tensor:
@@ -154,6 +153,14 @@ class RecurrentCell(nn.Module):
         first, last = self.excitation_rows
         H = self.hidden_size
         return self.weight_hh[first * H:last * H]
+
+    def excitation_biases(self) -> list[Tensor]:
+        """Views of the candidate's biases: the ``excitation_rows`` of each bias vector."""
+        self.excitation_block()  # the same refusal for a cell without a block
+        first, last = self.excitation_rows
+        H = self.hidden_size
+        return [b[first * H:last * H] for name in ("bias_ih", "bias_hh", "bias")
+                if isinstance(b := getattr(self, name, None), Tensor) and b.dim() == 1]
 
     def step(self, gx_t: Tensor, state: State) -> State:
         """The recurrent part of one time step (differentiable by autograd)."""

@@ -38,9 +38,6 @@ class ChronoLSTM(LSTM):
     time?", ICLR 2018.
     """
 
-    #: warmup.method=excite: the LSTM's block, with the gain measured on this cell
-    excitation_gain = 6.0
-
     def __init__(
         self, input_size: int, hidden_size: int, t_max: int | None = None, fast: bool = True
     ) -> None:

@@ -36,7 +36,6 @@ class GRU(RecurrentCell):
 
     #: warmup.method=excite: the candidate n's block U_n (README, "Warm-up that holds")
     excitation_rows = (2, 3)
-    excitation_gain = 4.0
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
         super().__init__(input_size, hidden_size, fast)

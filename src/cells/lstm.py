@@ -46,7 +46,6 @@ class LSTM(RecurrentCell):
 
     #: warmup.method=excite: the cell input g's block U_g (README, "Warm-up that holds")
     excitation_rows = (2, 3)
-    excitation_gain = 12.0
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
         super().__init__(input_size, hidden_size, fast)

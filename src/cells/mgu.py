@@ -34,7 +34,6 @@ class MGU(RecurrentCell):
 
     #: warmup.method=excite: the candidate's block U_h (README, "Warm-up that holds")
     excitation_rows = (1, 2)
-    excitation_gain = 3.0
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
         super().__init__(input_size, hidden_size, fast)

@@ -31,7 +31,6 @@ class RNN(RecurrentCell):
 
     #: warmup.method=excite: the whole recurrent matrix (README, "Warm-up that holds")
     excitation_rows = (0, 1)
-    excitation_gain = 4.0
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
         super().__init__(input_size, hidden_size, fast)
