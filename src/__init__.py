@@ -7,7 +7,7 @@ The library calls, for a model of your own (``src/api.py``)::
 They are loaded on first use, so that ``python -m src.run`` does not pay for them.
 """
 
-__all__ = ["warm_up", "measure_vaa", "Multistability"]
+__all__ = ["warm_up", "measure_vaa", "Multistability", "Excitation"]
 
 
 def __getattr__(name: str):

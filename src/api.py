@@ -5,7 +5,8 @@
     >>> lstm = torch.nn.LSTM(8, 32, num_layers=2, batch_first=True)
     >>> inputs = torch.randn(256, 100, 8)        # your training sequences
     >>> measure_vaa(lstm, inputs).vaa              # 1/32: one attractor
-    >>> warm_up(lstm, inputs)                      # the paper's warm-up, in place
+    >>> warm_up(lstm, inputs)                      # excite (the default), in place
+    >>> measure_vaa(lstm, inputs).vaa              # about 1: 32 distinct fixed points
 
 What is accepted as ``module``:
 
@@ -31,9 +32,9 @@ module, build a :class:`src.rnn.StackedRNN` with ``warm_fraction=0.5`` instead.
 ``inputs`` are real input sequences, ``(N, L, I)`` when the module is batch-first and
 ``(L, N, I)`` otherwise (``batch_first=`` overrides what is read from the module).
 
-Only the ``paper`` method is offered here: the pipeline's ``robust`` variant
-(``warmup.method=robust``) has not met its targets and costs learning (README,
-"Warm-up that holds"), so it is not a default anyone should get from a notebook.
+Two methods: ``excite`` (the default, as in the pipeline) and ``paper``. The pipeline's
+``robust`` variant (``warmup.method=robust``) has not met its targets and costs learning
+(README, "Warm-up that holds"), so it is not offered here.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class _TorchExcitable:
     def __init__(self, module: nn.RNNBase, index: int):
         self.module, self.index = module, index
         self.hidden_size = module.hidden_size
-        self.excitation_rows = TORCH_EXCITATION_ROWS[type(module)]
+        self.excitation_rows = next(rows for kind, rows in TORCH_EXCITATION_ROWS.items()
+                                    if isinstance(module, kind))
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
         self.params = {n: getattr(module, f"{n}_l{index}") for n in names}
 
@@ -129,17 +131,16 @@ class _Adapter:
     :mod:`src.vaa` and :mod:`src.warmup` use: ``recurrent``, ``layers[l].warm``,
     ``warm_parameters``, and the train/eval mode (time-major tensors throughout)."""
 
-    def __init__(self, module: nn.Module, layers: list[_Layer], run_prefixes: Callable,
-                 excitable: list | None = None):
+    def __init__(self, module: nn.Module, layers: list[_Layer], run_prefixes: Callable):
         self.module, self.layers, self._run_prefixes = module, layers, run_prefixes
-        self.excitable = excitable  # per layer, what ``excite`` changes; None: out of reach
 
     def warm_cells(self) -> list:
-        if self.excitable is None:
+        """Per layer, what ``excite`` changes (built when asked: only excite needs it)."""
+        if not isinstance(self.module, TORCH_RNNS):
             raise ValueError(f"warm_up(method='excite'): the layers of a "
                              f"{type(self.module).__name__} are out of reach; use it with the "
                              "project's networks or nn.RNN, nn.GRU, nn.LSTM, or method='paper'")
-        return self.excitable
+        return [_TorchExcitable(self.module, i) for i in range(self.module.num_layers)]
 
     @property
     def training(self) -> bool:
@@ -178,8 +179,7 @@ def _torch_adapter(module: nn.RNNBase) -> _Adapter:
             states.append((s, None))
         return None, states
 
-    return _Adapter(module, layers, run_prefixes,
-                    [_TorchExcitable(module, i) for i in range(module.num_layers)])
+    return _Adapter(module, layers, run_prefixes)
 
 
 class _BlockRunner:
@@ -331,9 +331,11 @@ def warm_up(
     the module as built and, for gains from ``gains``, each layer's self-excitation
     (``gain * I`` added to the recurrent weights that feed each unit's own candidate state;
     with the candidate biases as built or zeroed; the same gain on every layer, then each
-    layer's gain varied in turn); each is measured by the hard VAA at T = ``select_steps``
-    on ``inputs`` (groups of 32, drawn with ``seed + 1``), and the best is kept
-    (:func:`src.warmup.select_excitation`). Returns the :class:`Excitation` chosen
+    layer's gain varied in turn); each is screened by its distinct fixed points at T = 1 000
+    (3 000 when nothing settles) on ``inputs`` (groups of 32, drawn with ``seed + 1``), and
+    the best few are measured again at T = ``select_steps``; the best is kept
+    (:func:`src.warmup.select_excitation`). The gradient method's arguments (``steps``,
+    ``lr``, ``batch_size``, ``vaa_target``, the horizons) are refused with it. Returns the :class:`Excitation` chosen
     (``gains`` per layer, all 0: left as built). For the
     project's networks and ``nn.RNN`` (tanh), ``nn.GRU``, ``nn.LSTM``.
 
@@ -353,6 +355,13 @@ def warm_up(
     if method not in ("excite", "paper"):
         raise ValueError(f"warm_up: method={method!r} must be 'excite' or 'paper'")
     if method == "excite":
+        given = [name for name, value, default in (
+            ("steps", steps, 100), ("lr", lr, 1e-2), ("batch_size", batch_size, 32),
+            ("vaa_target", vaa_target, 0.95), ("max_horizon", max_horizon, 200),
+            ("horizon_growth", horizon_growth, 10)) if value != default]
+        if given:
+            raise ValueError(f"warm_up: {', '.join(given)} set for method='excite', which takes "
+                             "no gradient steps; pass method='paper' for the paper's algorithm")
         return _excite(module, inputs, gains, select_steps, eps, seed, batch_first)
     net, x = _prepare(module, inputs, batch_first, "warm_up")
     for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 2),
@@ -410,7 +419,8 @@ def _excite(module, inputs, gains, select_steps, eps, seed, batch_first) -> Exci
     if isinstance(module, nn.RNN) and module.nonlinearity != "tanh":
         raise ValueError("warm_up(method='excite'): a self-exciting relu unit grows without "
                          "bound; use nonlinearity='tanh' or method='paper'")
-    net.warm_cells()  # refuses a module whose layers are out of reach, before any work
+    if not net.warm_cells():  # refuses a module whose layers are out of reach, before any work
+        raise ValueError("warm_up: the module has nothing to warm up (no warmed sub-cells)")
     n = x.shape[1]
     size = min(32, n)
     with torch.no_grad():

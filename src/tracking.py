@@ -177,6 +177,10 @@ NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pic
 #: Keys added after runs were stored: hashed only when set, so that the digests of earlier
 #: runs (which lack them) stay those of the same config now.
 HASHED_WHEN_SET = {"warmup.gain"}
+#: Versions of a method whose meaning changed under the same config: hashed with it, so that
+#: a run of the old meaning is never reused for the new (excite chose one fixed gain per cell
+#: until 2026-11-30, then gains per layer by measurement).
+METHOD_VERSIONS = {"excite": 2}
 
 
 def config_hash(tree: dict) -> str:
@@ -190,6 +194,9 @@ def config_hash(tree: dict) -> str:
     body = {k: v for k, v in flatten(tree).items()
             if k not in NOT_HASHED and k.split(".")[0] not in NOT_HASHED
             and not (k in HASHED_WHEN_SET and v is None)}
+    method = body.get("warmup.method")
+    if method in METHOD_VERSIONS:
+        body["warmup.method_version"] = METHOD_VERSIONS[method]
     return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -124,11 +124,14 @@ def select_excitation(net, inputs: torch.Tensor, gains=EXCITATION_GAINS, steps: 
     all still moving at T = 1 000), the screening starts over at the next. The
     ``finalists`` best, and the network as built, are then measured at T = ``steps`` (the
     measure's own T), and the best of those is kept; a tie keeps the earlier one, so a
-    network that no gain improves is left as built. A cell without an excitation block
-    (BRC, NBRC) has only that candidate. ``tried`` holds the last screening's
-    measurements; the chosen one's are at T = ``steps``.
+    network that no gain improves is left as built. A network whose cells have no
+    excitation block (BRC, NBRC) is left as built without a measurement (``vaa`` NaN).
+    ``tried`` holds the last screening's measurements; the chosen one's are at T = ``steps``.
     """
     cells = net.warm_cells()
+    if not excitable(net):  # nothing to build: left as built, unmeasured
+        nan = float("nan")
+        return Excitation((0.0,) * len(cells), False, nan, nan, nan, [])
     original = [{k: v.detach().clone() for k, v in cell.state_dict().items()} for cell in cells]
 
     def build(layer_gains: tuple[float, ...], centre: bool) -> None:
@@ -155,8 +158,6 @@ def select_excitation(net, inputs: torch.Tensor, gains=EXCITATION_GAINS, steps: 
             return tried[-1]
 
         best = screen((0.0,) * len(cells), False)
-        if not excitable(net):
-            return tried
         # zeroing biases that are zero already (gru, mgu, chrono at init) builds nothing new
         biased = any(b.any() for cell in cells for b in cell.excitation_biases())
         for centre in (False, True)[:1 + biased]:
@@ -178,7 +179,9 @@ def select_excitation(net, inputs: torch.Tensor, gains=EXCITATION_GAINS, steps: 
         tried = screening(t)
         if max((c[3] for c in tried[1:]), default=1.0) >= 0.9:  # excited candidates settle
             break
-    ranked = sorted(range(len(tried)), key=lambda i: -score(tried[i]))  # stable: ties by order
+    # the most fixed points; among equals (none settled at all), the most settled, then VAA;
+    # the sort is stable: full ties keep the order tried
+    ranked = sorted(range(len(tried)), key=lambda i: (-tried[i][4], -tried[i][3], -tried[i][2]))
     chosen = None
     for i in sorted({0, *ranked[:finalists]}):
         candidate = measure(*tried[i][:2], steps) if t < steps else tried[i]

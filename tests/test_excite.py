@@ -120,7 +120,7 @@ def test_a_cell_without_a_block_is_left_as_built_and_a_fixed_gain_for_it_refused
     _, brc, inputs = build(compose_config(["cell=brc", "warmup=full", *tiny()]))
     before = {k: v.clone() for k, v in brc.state_dict().items()}
     chosen = select_excitation(brc, inputs, steps=50, group_size=16)
-    assert len(chosen.tried) == 1 and chosen.gains == (0.0, 0.0)
+    assert chosen.tried == [] and chosen.gains == (0.0, 0.0)
     assert all(torch.equal(v, before[k]) for k, v in brc.state_dict().items())
     with pytest.raises(ValueError, match="BRC declares no excitation block"):
         excite(brc, 4.0)
@@ -147,16 +147,16 @@ def test_the_ladder_is_what_the_default_config_chooses_from():
 
 def test_excite_leaves_true_attractors_on_most_seeds():
     """The success of README's table (VAA >= 0.5 at T = 10 000 with >= 90 % of the final
-    states settled), full warm-up as configured by default (gain chosen on held-out
-    sequences), pooled over gru and lstm, 4 seeds each, N = 32, measured on the run's own
-    measurement sequences.
+    states settled), full warm-up as configured by default (gains chosen on held-out
+    sequences), pooled over rnn and lstm (the fastest selections), 3 seeds each, N = 32,
+    measured on the run's own measurement sequences.
 
-    Measured (bench/warmup_table.py, seeds 10-19, 1 and 2 threads): see README's table; the
-    bound (at least 5 of 8) fails with probability below 4e-4 when p >= 0.95. Before
-    excitation every run is monostable (1 attractor)."""
+    Measured (bench/warmup_table.py, 1 thread, seeds 0-9): rnn 9/10, lstm 10/10; seeds
+    10-19 at 1 and 2 threads: README's table. With p >= 0.9 the bound (at least 3 of 6)
+    fails with probability below 2e-3. Before excitation every run is monostable."""
     successes = monostable = 0
-    for cell in ("gru", "lstm"):
-        for seed in range(4):
+    for cell in ("rnn", "lstm"):
+        for seed in range(3):
             cfg = compose_config([f"cell={cell}", "warmup=full", f"seed={seed}"])
             pl.seed_everything(seed, verbose=False)
             dm, net, inputs = build(cfg)
@@ -165,8 +165,8 @@ def test_excite_leaves_true_attractors_on_most_seeds():
             excitation(cfg, dm, net)
             m = measure_vaa(net, inputs, steps=10_000, group_size=32, seed=seed)
             successes += m.vaa >= 0.5 and m.settled >= 0.9
-    assert monostable >= 7
-    assert successes >= 5, f"true attractors in {successes}/8 runs"
+    assert monostable >= 5
+    assert successes >= 3, f"true attractors in {successes}/6 runs"
 
 
 def test_a_warmup_module_refuses_excite():

@@ -315,6 +315,28 @@ def test_a_key_added_later_leaves_earlier_digests_alone():
     assert tracking.config_hash(tree) != digest
 
 
+def test_a_method_whose_meaning_changed_gets_a_new_digest_and_paper_keeps_its_own():
+    """excite chose a fixed gain per cell until it chose gains by measurement: a run of the
+    old meaning (same keys) must not be reused. The paper's digests are those of before."""
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    from src import tracking
+
+    def old_hash(tree):  # the digest before method versions existed
+        body = {k: v for k, v in tracking.flatten(tree).items()
+                if k not in tracking.NOT_HASHED and k.split(".")[0] not in tracking.NOT_HASHED
+                and not (k in tracking.HASHED_WHEN_SET and v is None)}
+        return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    excite = OmegaConf.to_container(compose_config(["warmup.method=excite"]), resolve=True)
+    paper = OmegaConf.to_container(compose_config(["warmup.method=paper"]), resolve=True)
+    assert tracking.config_hash(excite) != old_hash(excite)
+    assert tracking.config_hash(paper) == old_hash(paper)
+
+
 def test_an_unloadable_target_keeps_its_cause_on_one_line():
     """Hydra reports a `_target_` that cannot be imported as "Error loading 'x':" with the
     ImportError on the next lines; the one-line error keeps the cause."""

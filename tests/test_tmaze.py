@@ -291,6 +291,15 @@ def test_a_tmaze_run_logs_returns_solving_and_multistability(tmp_path):
     assert (tmp_path / "checkpoints" / "final.ckpt").exists()
 
 
+def test_the_default_warm_up_runs_on_the_tmaze(tmp_path):
+    """excite selects on the replay buffer's exploration histories like on a dataset."""
+    result, metrics = train_in_process(tmp_path, ["benchmark=tmaze", "warmup=partial",
+                                                  *tiny("tmaze", method=None)])
+    assert "warmup/loss" not in metrics and len(metrics["warmup/select_vaa"]) >= 2
+    assert {f"warmup/gain_l{i}" for i in range(2)} <= set(metrics)
+    assert "solved" in result
+
+
 def test_a_tmaze_run_is_reproducible(tmp_path):
     a = train_in_process(tmp_path / "a", ["benchmark=tmaze", "seed=2", *tiny("tmaze")])
     b = train_in_process(tmp_path / "b", ["benchmark=tmaze", "seed=2", *tiny("tmaze")])
