@@ -148,25 +148,24 @@ def test_the_ladder_is_what_the_default_config_chooses_from():
 def test_excite_leaves_true_attractors_on_most_seeds():
     """The success of README's table (VAA >= 0.5 at T = 10 000 with >= 90 % of the final
     states settled), full warm-up as configured by default (gains chosen on held-out
-    sequences), pooled over rnn and lstm (the fastest selections), 3 seeds each, N = 32,
-    measured on the run's own measurement sequences.
+    sequences), rnn (the fastest selection; lstm and gru are tested through the library in
+    test_api.py), 6 seeds, N = 32, measured on the run's own measurement sequences.
 
-    Measured (bench/warmup_table.py, 1 thread, seeds 0-9): rnn 9/10, lstm 10/10; seeds
-    10-19 at 1 and 2 threads: README's table. With p >= 0.9 the bound (at least 3 of 6)
-    fails with probability below 2e-3. Before excitation every run is monostable."""
+    Measured (bench/warmup_table.py): seeds 0-9 at 1 thread 9/10; seeds 10-19 at 1 thread
+    10/10, the same run for run at 2 threads. With p >= 0.95 the bound (at least 4 of 6)
+    fails with probability below 2.3e-3. Before excitation every run is monostable."""
     successes = monostable = 0
-    for cell in ("rnn", "lstm"):
-        for seed in range(3):
-            cfg = compose_config([f"cell={cell}", "warmup=full", f"seed={seed}"])
-            pl.seed_everything(seed, verbose=False)
-            dm, net, inputs = build(cfg)
-            inputs = inputs[:, :32]
-            monostable += measure_vaa(net, inputs, steps=10_000, group_size=32, seed=seed).vaa < 0.05
-            excitation(cfg, dm, net)
-            m = measure_vaa(net, inputs, steps=10_000, group_size=32, seed=seed)
-            successes += m.vaa >= 0.5 and m.settled >= 0.9
+    for seed in range(6):
+        cfg = compose_config(["cell=rnn", "warmup=full", f"seed={seed}"])
+        pl.seed_everything(seed, verbose=False)
+        dm, net, inputs = build(cfg)
+        inputs = inputs[:, :32]
+        monostable += measure_vaa(net, inputs, steps=10_000, group_size=32, seed=seed).vaa < 0.05
+        excitation(cfg, dm, net)
+        m = measure_vaa(net, inputs, steps=10_000, group_size=32, seed=seed)
+        successes += m.vaa >= 0.5 and m.settled >= 0.9
     assert monostable >= 5
-    assert successes >= 3, f"true attractors in {successes}/6 runs"
+    assert successes >= 4, f"true attractors in {successes}/6 runs"
 
 
 def test_a_warmup_module_refuses_excite():
