@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -46,12 +47,22 @@ def success(row: dict) -> bool:
     return row["vaa"] >= 0.5 and row["settled"] >= 0.9
 
 
-def _init(threads: int) -> None:
+def _exit_with(parent: int) -> None:
+    """A worker's watch: exit as soon as the table's process is gone (killed, by any signal),
+    instead of computing on, orphaned, beside whatever runs next."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _init(threads: int, parent: int) -> None:
     import logging
+    import threading
     import warnings
 
     import torch
 
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -154,7 +165,7 @@ def main() -> None:
         workers = 2 // threads
         print(f"{len(jobs)} runs with {threads} thread(s), {workers} at a time", flush=True)
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                                 initargs=(threads,)) as pool:
+                                 initargs=(threads, os.getpid())) as pool:
             for i, row in enumerate(pool.map(warm_and_measure, jobs), 1):
                 with results.open("a") as f:
                     f.write(json.dumps(row) + "\n")
