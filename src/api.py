@@ -39,6 +39,7 @@ Two methods: ``excite`` (the default, as in the pipeline) and ``paper``. The pip
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -355,10 +356,11 @@ def warm_up(
     if method not in ("excite", "paper"):
         raise ValueError(f"warm_up: method={method!r} must be 'excite' or 'paper'")
     if method == "excite":
-        given = [name for name, value, default in (
-            ("steps", steps, 100), ("lr", lr, 1e-2), ("batch_size", batch_size, 32),
-            ("vaa_target", vaa_target, 0.95), ("max_horizon", max_horizon, 200),
-            ("horizon_growth", horizon_growth, 10)) if value != default]
+        defaults = inspect.signature(warm_up).parameters
+        given = [name for name, value in (
+            ("steps", steps), ("lr", lr), ("batch_size", batch_size), ("vaa_target", vaa_target),
+            ("max_horizon", max_horizon), ("horizon_growth", horizon_growth))
+            if value != defaults[name].default]
         if given:
             raise ValueError(f"warm_up: {', '.join(given)} set for method='excite', which takes "
                              "no gradient steps; pass method='paper' for the paper's algorithm")
