@@ -77,6 +77,7 @@ def warm_and_measure(job: dict) -> dict:
 
     from src.pipeline import excitation
     from src.run import build, make_warmup
+    from src.tracking import METHOD_VERSIONS
     from src.vaa import measure_vaa
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -99,7 +100,8 @@ def warm_and_measure(job: dict) -> dict:
     seconds = time.perf_counter() - started
     after = measure_vaa(net, inputs, steps=T, group_size=N, seed=cfg.seed)
     return {**job, "vaa_init": before.vaa, "vaa": after.vaa, "attractors": after.attractors,
-            "fixed_points": after.fixed_points, "settled": after.settled, "seconds": seconds, **chosen}
+            "fixed_points": after.fixed_points, "settled": after.settled, "seconds": seconds,
+            "version": METHOD_VERSIONS.get(job["method"], 1), **chosen}
 
 
 def key(row: dict) -> tuple:
@@ -153,8 +155,10 @@ def main() -> None:
     if args.fresh and results.exists():
         results.unlink()
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
-    # excite rows made before it chose its gains per layer by measurement (no "gains") are stale
-    done = [r for r in done if r["method"] != "excite" or "gains" in r]
+    # rows of an earlier version of their method (src/tracking.py::METHOD_VERSIONS; rows made
+    # before versions were recorded are of version 1, or 2 for excite rows with "gains") are stale
+    from src.tracking import METHOD_VERSIONS
+    done = [r for r in done if r.get("version", 1 + ("gains" in r)) == METHOD_VERSIONS.get(r["method"], 1)]
     seen = {key(r) for r in done}
     for threads in args.threads:
         jobs = [dict(cell=c, warmup=w, method=m, seed=s, threads=threads, overrides=args.override)

@@ -51,7 +51,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from src.rnn import StackedRNN
 from src.vaa import EPS, Multistability
 from src.vaa import measure_vaa as _measure
-from src.warmup import EXCITATION_GAINS, Excitation, horizon_bound, layer_vaa_star, select_excitation
+from src.warmup import Excitation, horizon_bound, layer_vaa_star, select_excitation
 
 __all__ = ["warm_up", "measure_vaa", "Multistability", "Excitation"]
 
@@ -87,6 +87,9 @@ class _TorchLayer:
 #: The rows of ``weight_hh_l{k}`` (in units of hidden_size) that feed each unit's candidate,
 #: in torch's gate order: RNN (h), GRU (r, z, n), LSTM (i, f, g, o).
 TORCH_EXCITATION_ROWS = {nn.RNN: (0, 1), nn.GRU: (2, 3), nn.LSTM: (2, 3)}
+#: The gate factor of that feedback at init (``RecurrentCell.excitation_scale``): GRU's reset
+#: gate, LSTM's output gate; none for RNN.
+TORCH_EXCITATION_SCALES = {nn.RNN: 1.0, nn.GRU: 0.5, nn.LSTM: 0.5}
 
 
 class _TorchExcitable:
@@ -96,8 +99,9 @@ class _TorchExcitable:
     def __init__(self, module: nn.RNNBase, index: int):
         self.module, self.index = module, index
         self.hidden_size = module.hidden_size
-        self.excitation_rows = next(rows for kind, rows in TORCH_EXCITATION_ROWS.items()
-                                    if isinstance(module, kind))
+        kind = next(kind for kind in TORCH_EXCITATION_ROWS if isinstance(module, kind))
+        self.excitation_rows = TORCH_EXCITATION_ROWS[kind]
+        self.excitation_scale = TORCH_EXCITATION_SCALES[kind]
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
         self.params = {n: getattr(module, f"{n}_l{index}") for n in names}
 
@@ -320,7 +324,7 @@ def warm_up(
     vaa_target: float = 0.95,
     max_horizon: int = 200,
     horizon_growth: int = 10,
-    gains: tuple[float, ...] = EXCITATION_GAINS,
+    gains: tuple[float, ...] | None = None,
     select_steps: int = 10_000,
     eps: float = EPS,
     seed: int = 0,
@@ -416,7 +420,8 @@ def _excite(module, inputs, gains, select_steps, eps, seed, batch_first) -> Exci
     net, x = _prepare(module, inputs, batch_first, "warm_up")
     if not isinstance(select_steps, int) or select_steps < 1:
         raise ValueError(f"warm_up: select_steps={select_steps!r} must be an integer >= 1")
-    if not gains or not all(isinstance(g, (int, float)) and g > 0 for g in gains):
+    if gains is not None and (not gains or not all(isinstance(g, (int, float)) and g > 0
+                                                   for g in gains)):
         raise ValueError(f"warm_up: gains={gains!r} must be a non-empty sequence of numbers > 0")
     if isinstance(module, nn.RNN) and module.nonlinearity != "tanh":
         raise ValueError("warm_up(method='excite'): a self-exciting relu unit grows without "
@@ -426,5 +431,6 @@ def _excite(module, inputs, gains, select_steps, eps, seed, batch_first) -> Exci
     n = x.shape[1]
     size = min(32, n)
     with torch.no_grad():
-        return select_excitation(net, x[:, :n // size * size], gains=tuple(gains),
+        return select_excitation(net, x[:, :n // size * size],
+                                 gains=None if gains is None else tuple(gains),
                                  steps=select_steps, group_size=size, eps=eps, seed=seed + 1)

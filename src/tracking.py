@@ -178,9 +178,10 @@ NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pic
 #: runs (which lack them) stay those of the same config now.
 HASHED_WHEN_SET = {"warmup.gain"}
 #: Versions of a method whose meaning changed under the same config: hashed with it, so that
-#: a run of the old meaning is never reused for the new (excite chose one fixed gain per cell
-#: until 2026-11-30, then gains per layer by measurement).
-METHOD_VERSIONS = {"excite": 2}
+#: a run of the old meaning is never reused for the new (excite: 1, one fixed gain per cell;
+#: 2, gains per layer chosen by measurement; 3, 2026-11-30, the default ladder from gain 1.5,
+#: without the gains whose loop gain is below 1.5).
+METHOD_VERSIONS = {"excite": 3}
 
 
 def config_hash(tree: dict) -> str:

@@ -50,10 +50,21 @@ from src.checks import METHODS
 from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_states, vaa_star
 
 
-#: The gains ``excite`` chooses from (``warmup.gain: null``), per layer: wide enough for
-#: every cell of the project at the default size (measured on seeds 0-9: README, "Warm-up
-#: that holds"; a layer fed by a weak input takes 2-4, one fed by saturated states up to 16).
-EXCITATION_GAINS = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+#: The gains ``excite`` chooses from by default, per layer: wide enough for every cell of the
+#: project at the default size (measured on seeds 0-19: README, "Warm-up that holds"; a layer
+#: fed by a weak input takes a small gain, one fed by saturated states up to 16)...
+EXCITATION_GAINS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+#: ...those of them with a loop gain (``gain * cell.excitation_scale``) of at least this: at a
+#: loop gain of 1 a unit sits at its bifurcation, where its states settle slowly and, under
+#: some constant inputs, not at all (a GRU at gain 2: README, "How excite was built").
+MIN_LOOP_GAIN = 1.5
+
+
+def default_gains(net) -> tuple[float, ...]:
+    """``EXCITATION_GAINS`` whose loop gain reaches ``MIN_LOOP_GAIN`` in every warmed cell
+    (a gated cell, whose gates halve the loop at init, from 3; a tanh RNN from 1.5)."""
+    scale = min(getattr(cell, "excitation_scale", 1.0) for cell in net.warm_cells())
+    return tuple(g for g in EXCITATION_GAINS if g * scale >= MIN_LOOP_GAIN)
 
 
 def excitable(net) -> bool:
@@ -100,7 +111,7 @@ class Excitation(NamedTuple):
     tried: list
 
 
-def select_excitation(net, inputs: torch.Tensor, gains=EXCITATION_GAINS, steps: int = 10_000,
+def select_excitation(net, inputs: torch.Tensor, gains=None, steps: int = 10_000,
                       group_size: int = 32, eps: float = EPS, seed: int = 0,
                       screens: tuple[int, ...] = (1_000, 3_000), finalists: int = 3) -> Excitation:
     """``warmup.method=excite``: build candidates, measure each, keep the best, in place.
@@ -112,7 +123,8 @@ def select_excitation(net, inputs: torch.Tensor, gains=EXCITATION_GAINS, steps: 
     candidates, in order:
 
     1. the network as built;
-    2. every gain of ``gains`` on every layer (:func:`excite`), with the candidate biases
+    2. every gain of ``gains`` (default: :func:`default_gains`) on every layer
+       (:func:`excite`), with the candidate biases
        as built, then zeroed (``centre``; skipped when they are all zero already);
     3. from the best so far, one layer at a time (first to last), every other gain for that
        layer. Layers see different inputs (the first a benchmark's few features, the next
@@ -132,6 +144,7 @@ def select_excitation(net, inputs: torch.Tensor, gains=EXCITATION_GAINS, steps: 
     if not excitable(net):  # nothing to build: left as built, unmeasured
         nan = float("nan")
         return Excitation((0.0,) * len(cells), False, nan, nan, nan, [])
+    gains = default_gains(net) if gains is None else gains
     original = [{k: v.detach().clone() for k, v in cell.state_dict().items()} for cell in cells]
 
     def build(layer_gains: tuple[float, ...], centre: bool) -> None:

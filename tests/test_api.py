@@ -201,6 +201,9 @@ def test_excite_changes_only_each_layers_candidate_block_of_a_torch_module(kind)
     excite(_torch_adapter(rebuilt), chosen.gains, chosen.centre)
     assert all(torch.equal(v, rebuilt.state_dict()[k]) for k, v in module.state_dict().items())
     assert all(p.grad is None for p in module.parameters())
+    # torch's gated layers halve the loop like the project's: the default ladder starts at 3
+    from src.warmup import default_gains
+    assert default_gains(_torch_adapter(module))[0] == (1.5 if kind is nn.RNN else 3.0)
 
 
 def test_a_subclass_of_a_torch_rnn_is_measured_and_excited():

@@ -142,6 +142,12 @@ class RecurrentCell(nn.Module):
     #: the cell has) are the candidate's biases. ``None``: the cell has no such block (BRC and
     #: NBRC are bistable by construction), and excite leaves it as built.
     excitation_rows: tuple[int, int] | None = None
+    #: Optional, for ``warmup.method=excite``: the factor by which the cell's gates scale a
+    #: unit's feedback into its own candidate at initialisation (1: a plain tanh RNN; 0.5 for
+    #: the GRU's reset gate, the MGU's forget gate, the LSTM's output gate, all sigma(0) at
+    #: init). A gain g gives a loop gain of about ``g * excitation_scale``: excite's default
+    #: ladder skips gains below a loop gain of 1.5, where a unit sits at its bifurcation.
+    excitation_scale: float = 1.0
 
     # -- provided -----------------------------------------------------------
     def excitation_block(self) -> Tensor:
