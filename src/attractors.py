@@ -30,8 +30,8 @@ from torch import Tensor
 from src.vaa import (
     EPS,
     SETTLE_WINDOW,
-    SETTLED,
     flat_state,
+    frozen,
     is_settled,
     measurement_draws,
     sample_prefix_states,
@@ -98,7 +98,7 @@ def trajectories(net, inputs: Tensor, steps: int, group_size: int, seed: int,
                     .round().long().tolist()})
     path, done = [flat_state(states)], 0
     for t in times[1:]:
-        if t - done >= 100 and len(path) > 1 and (path[-1] - path[-2]).abs().max() <= SETTLED:
+        if t - done >= 100 and len(path) > 1 and frozen(path[-2], path[-1]):
             path.append(path[-1])  # nothing moved over the last stretch: the rest is the same
             continue
         _, states = net.recurrent(u.expand(t - done, group_size, input_size), states)

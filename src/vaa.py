@@ -29,8 +29,10 @@ import torch
 from torch import Tensor
 
 EPS = 1e-4
-#: Largest change of any state over one chunk of constant input that counts as settled.
+#: Largest change of any state over one chunk of constant input that counts as settled,
+#: beyond ``FLICKER_ULPS`` units in the last place of its value (rounding flicker: ``frozen``).
 SETTLED = 1e-7
+FLICKER_ULPS = 2
 #: Largest relative change over one step of a state counted as a fixed point.
 STEP_TOL = 1e-6
 #: Steps looked ahead, and the largest relative change over them, of a fixed point.
@@ -207,6 +209,19 @@ def measurement_draws(inputs: Tensor, group_size: int, seed: int) -> tuple[Tenso
     return lengths, u
 
 
+def frozen(start: Tensor, end: Tensor) -> bool:
+    """Whether no state moved over a chunk of constant input, up to float32 rounding: by at
+    most ``SETTLED`` (1e-7) plus ``FLICKER_ULPS`` (2) units in the last place of its value.
+    A float32 fixed point need not be a fixed point of the rounded map: a saturated unit
+    can flicker between two adjacent floats forever (1.19e-7 near 1, measured on a tanh
+    RNN at init), which an absolute bound of 1e-7 never let stop. A drift at the bound over
+    all the remaining chunks (at most T / chunk = 20 by default) would move a state of size
+    1 by about 1e-5, a tenth of eps, so the count of attractors stands."""
+    size = start.abs()
+    ulp = torch.nextafter(size, torch.full_like(size, float("inf"))) - size
+    return bool(((end - start).abs() <= SETTLED + FLICKER_ULPS * ulp).all())
+
+
 @torch.no_grad()
 def settled_states(net, inputs: Tensor, steps: int, group_size: int, seed: int = 0,
                    chunk: int = 500) -> tuple[Tensor, Tensor]:
@@ -233,12 +248,9 @@ def settled_states(net, inputs: Tensor, steps: int, group_size: int, seed: int =
         _, states = net.recurrent(u.expand(n, total, input_size), states)
         done += n
         current = flat_state(states)
-        if done < steps and (current - start).abs().max() <= SETTLED:
-            # Early exit: no state moved more than SETTLED (1e-7, a few float32 rounding
-            # steps) over the last chunk: every sample sits on a fixed point. Even a drift
-            # at that bound over all the remaining chunks (at most T / chunk = 20 by default)
-            # would move a state by 2e-6, 2% of eps, so the count of attractors stands.
-            # Cycles and chaos never stop early.
+        if done < steps and frozen(start, current):
+            # Early exit: every sample sits on a fixed point (see ``frozen``). Cycles and chaos
+            # never stop early.
             break
     # a short look further tells fixed points from cycles, chaos and slow drift; the steps
     # are not counted in ``steps``, and the states returned are those after ``steps``

@@ -178,3 +178,17 @@ def test_measure_vaa_early_exit_keeps_the_result():
         if not warm:
             assert early_settled.all()
         assert vaa(early) == vaa(full)
+
+
+def test_rounding_flicker_is_frozen_but_motion_is_not():
+    """A saturated float32 state may flicker between two adjacent floats forever (measured:
+    1.19e-7 near 1 on a tanh RNN at init); the early exit must see it as settled, while a
+    move of a few 1e-7 at size 0.01, or of 1e-6 anywhere, is motion."""
+    from src.vaa import frozen
+
+    start = torch.tensor([[0.9999, -0.75, 1e-3, 120.0]])
+    up_one = torch.nextafter(start, torch.full_like(start, float("inf")))
+    assert frozen(start, up_one) and frozen(up_one, start) and frozen(start, start)
+    assert not frozen(start, start + torch.tensor([[0.0, 0.0, 3e-7, 0.0]]))
+    assert not frozen(start, start + torch.tensor([[1e-6, 0.0, 0.0, 0.0]]))
+    assert not frozen(start, start + torch.tensor([[0.0, 0.0, 0.0, 1e-4]]))
