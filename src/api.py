@@ -84,12 +84,11 @@ class _TorchLayer:
         return y, (h_n[0][0], h_n[1][0]) if self.lstm else (h_n[0],)
 
 
-#: The rows of ``weight_hh_l{k}`` (in units of hidden_size) that feed each unit's candidate,
-#: in torch's gate order: RNN (h), GRU (r, z, n), LSTM (i, f, g, o).
-TORCH_EXCITATION_ROWS = {nn.RNN: (0, 1), nn.GRU: (2, 3), nn.LSTM: (2, 3)}
-#: The gate factor of that feedback at init (``RecurrentCell.excitation_scale``): GRU's reset
-#: gate, LSTM's output gate; none for RNN.
-TORCH_EXCITATION_SCALES = {nn.RNN: 1.0, nn.GRU: 0.5, nn.LSTM: 0.5}
+#: Per torch RNN kind, ``(rows, scale)``: the rows of ``weight_hh_l{k}`` (in units of
+#: hidden_size) that feed each unit's candidate, in torch's gate order: RNN (h), GRU (r, z, n),
+#: LSTM (i, f, g, o); and the gate factor of that feedback at init
+#: (``RecurrentCell.excitation_scale``): GRU's reset gate, LSTM's output gate, none for RNN.
+TORCH_EXCITATION = {nn.RNN: ((0, 1), 1.0), nn.GRU: ((2, 3), 0.5), nn.LSTM: ((2, 3), 0.5)}
 
 
 class _TorchExcitable:
@@ -99,9 +98,8 @@ class _TorchExcitable:
     def __init__(self, module: nn.RNNBase, index: int):
         self.module, self.index = module, index
         self.hidden_size = module.hidden_size
-        kind = next(kind for kind in TORCH_EXCITATION_ROWS if isinstance(module, kind))
-        self.excitation_rows = TORCH_EXCITATION_ROWS[kind]
-        self.excitation_scale = TORCH_EXCITATION_SCALES[kind]
+        self.excitation_rows, self.excitation_scale = next(
+            spec for kind, spec in TORCH_EXCITATION.items() if isinstance(module, kind))
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
         self.params = {n: getattr(module, f"{n}_l{index}") for n in names}
 

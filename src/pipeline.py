@@ -152,7 +152,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir
         result: dict = {}
         weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
         measure(meter, net, logger, INIT_STEP, "init", result)
-        if net.warms_up and cfg.warmup.active and cfg.warmup.steps > 0:  # not none nor parallel
+        if warms(cfg, net):
             warm_up(cfg, dm, net, logger, out_dir)
             weights["warmup"] = snapshot(net)
         measure(meter, net, logger, WARMUP_STEP, "warmup", result)
@@ -176,6 +176,12 @@ def measure(meter: VAAMeter, net, logger, step: int, stage: str, result: dict) -
     m = meter(net)
     logger.log_metrics(vaa_metrics(m), step=step)
     result.update({f"vaa/{stage}": m.vaa, f"settled/{stage}": m.settled})
+
+
+def warms(cfg: DictConfig, net: StackedRNN) -> bool:
+    """Whether stage 1 runs: ``net`` has warmed sub-cells, and warm-up is active with steps
+    (not ``warmup=none`` nor ``warmup=parallel``)."""
+    return net.warms_up and cfg.warmup.active and cfg.warmup.steps > 0
 
 
 def excitation(cfg: DictConfig, dm, net: StackedRNN):

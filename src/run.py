@@ -110,8 +110,8 @@ def main(cfg: DictConfig) -> float:
     try:
         pl.seed_everything(cfg.seed, verbose=False)
         dm, net, vaa_inputs = pipeline.build(cfg)
-        if (cfg.warmup.method == "excite" and cfg.warmup.gain is not None and net.warms_up
-                and cfg.warmup.active and cfg.warmup.steps > 0
+        if (cfg.warmup.method == "excite" and cfg.warmup.gain is not None
+                and pipeline.warms(cfg, net)
                 and not excitable(net)):  # a fixed gain for a cell that cannot take it
             raise ValueError(f"warmup.gain={cfg.warmup.gain}: cell {cfg.cell._target_.split('.')[-1]} "
                              "declares no excitation block (excitation_rows); leave warmup.gain "

@@ -63,7 +63,7 @@ MIN_LOOP_GAIN = 1.5
 def default_gains(net) -> tuple[float, ...]:
     """``EXCITATION_GAINS`` whose loop gain reaches ``MIN_LOOP_GAIN`` in every warmed cell
     (a gated cell, whose gates halve the loop at init, from 3; a tanh RNN from 1.5)."""
-    scale = min(getattr(cell, "excitation_scale", 1.0) for cell in net.warm_cells())
+    scale = min(cell.excitation_scale for cell in net.warm_cells())
     return tuple(g for g in EXCITATION_GAINS if g * scale >= MIN_LOOP_GAIN)
 
 
