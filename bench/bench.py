@@ -168,10 +168,12 @@ def bench_cell(name: str, shape: str, repeat: int, gflops: float, authors=None) 
         opt.step()
 
     # FLOPs of the products the timed step runs; a library kernel (torch.lstm, used by the
-    # LSTMs' fast path) is opaque to the counter, so those cells are counted on their plain
-    # autograd loop (fast=False), which runs the same products step by step.
+    # LSTMs' fast path) and the C++ loops (src/cells/native.cpp) are opaque to the counter, so
+    # those cells are counted on their plain autograd loop (fast=False), which runs the same
+    # products step by step.
     counted = net
-    if getattr(net.layers[0].warm, "has_sequence_kernel", False):
+    cell = net.layers[0].warm
+    if getattr(cell, "has_sequence_kernel", False) or cell.native_ops() is not None:
         counted = StackedRNN(make_cell_class(name, length, fast=False), 1, hidden, LAYERS, 1,
                              warm_fraction=1.0)
     with FlopCounterMode(display=False) as counter:

@@ -417,3 +417,86 @@ def test_yaml_instantiates(path):
     if extra:
         assert cell.t_max == 20
         assert hydra.utils.instantiate(cfg, input_size=2, hidden_size=6).t_max == 100
+
+
+# -- the C++ loops (src/cells/native.cpp) ----------------------------------------
+NATIVE = [name for name in CELLS if make(name).native is not None]
+
+
+def run_both_loops(cell, monkeypatch, x, state, lengths):
+    """Outputs, final state and every gradient, on the C++ loop and then on the Python one."""
+    from src.cells import native
+
+    results = []
+    for use_native in (True, False):
+        with monkeypatch.context() as m:
+            if not use_native:
+                m.setattr(native, "ops", lambda name: None)
+            cell.zero_grad(set_to_none=True)
+            xs = x.detach().clone().requires_grad_()
+            s0 = tuple(s.detach().clone().requires_grad_() for s in state)
+            y, s = cell(xs, s0, lengths)
+            loss = (y * torch.linspace(-1, 1, y.shape[-1])).sum() + sum(t.pow(2).sum() for t in s)
+            wrt = [xs, *s0, *(p for p in cell.parameters() if p.requires_grad)]
+            results.append((y, *s, *torch.autograd.grad(loss, wrt)))
+            with torch.no_grad():  # the no-grad path of VAA, constant input as an expand
+                results[-1] += cell(x[:1].expand(40, -1, -1), state, lengths)[0],
+    return results
+
+
+def test_the_cpp_loops_are_built_here():
+    """The suite measures the loops the runs use: the library must build on this machine
+    (a C++ compiler; ``make`` installs ninja). ``WARMUP_NATIVE=0`` opts out of them."""
+    from src.cells import native
+
+    if native.disabled():
+        pytest.skip("WARMUP_NATIVE=0: the Python loops only")
+    assert native.load(), native._state.get("why")
+    assert {n: make(n).native_ops() is not None for n in NATIVE} == dict.fromkeys(NATIVE, True)
+
+
+@pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
+@pytest.mark.parametrize("name", NATIVE)
+def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, monkeypatch):
+    """Same operations in the same order: float32 results equal bit for bit, forwards,
+    backwards and without gradients, with lengths (some 0, some past the end) and an odd
+    width (vector tails); the LSTM's loop is the path with lengths."""
+    from src.cells import native
+
+    if not native.load():
+        pytest.skip("no C++ loops on this machine")
+    cell = make(name, h=7).float()
+    cell.weight_ih.requires_grad_(False)  # a frozen weight, as for the warmed/plain split
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(23, 6, I, generator=g)
+    state = tuple(torch.randn(6, 7, generator=g) for _ in range(cell.state_size))
+    lengths = torch.tensor([23, 0, 5, 17, 40, 1]) if with_lengths else None
+    on_cpp, on_python = run_both_loops(cell, monkeypatch, x, state, lengths)
+    assert len(on_cpp) == len(on_python)
+    for a, b in zip(on_cpp, on_python):
+        assert torch.equal(a, b)
+
+
+def test_a_subclass_that_changes_the_equations_leaves_the_cpp_loop():
+    class Leaky(GRU):
+        @staticmethod
+        def fused_step(gx_t, state, weights):
+            (h_new,), aux = GRU.fused_step(gx_t, state, weights)
+            return (0.5 * h_new + 0.5 * state[0],), aux
+
+    from src.cells import native
+
+    assert Leaky(2, 3).native_ops() is None
+    if native.load():  # the control: the GRU itself runs on it
+        assert GRU(2, 3).native_ops() is not None
+
+
+def test_without_the_library_the_python_loop_runs(monkeypatch):
+    from src.cells import native
+
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("WARMUP_NATIVE", "0")
+    cell = make("gru").float()
+    assert cell.native_ops() is None
+    y, _ = cell(torch.randn(L, N, I))
+    assert y.shape == (L, N, H) and torch.isfinite(y).all()

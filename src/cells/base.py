@@ -136,6 +136,13 @@ class RecurrentCell(nn.Module):
     def sequence_kernel(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         raise NotImplementedError  # pragma: no cover
 
+    #: Optional: the name of this cell's loop in C++ (``src/cells/native.cpp``: "gru", "mgu",
+    #: "rnn", "lstm"), which runs the same operations as ``fused_step`` and
+    #: ``fused_step_backward`` without the Python interpreter between them (same numbers,
+    #: faster). Used by the fast path only while the class keeps the hooks of the class that
+    #: declared it: a subclass that overrides one of them runs its own Python hooks.
+    native: str | None = None
+
     #: Optional, for ``warmup.method=excite`` (src/warmup.py): the rows of the recurrent weight
     #: ``self.weight_hh`` that feed the candidate state, in units of ``hidden_size`` (``(2, 3)``:
     #: rows 2H..3H). The same rows of the biases (``bias_ih``, ``bias_hh`` or ``bias``, those
@@ -167,6 +174,20 @@ class RecurrentCell(nn.Module):
         H = self.hidden_size
         return [b[first * H:last * H] for name in ("bias_ih", "bias_hh", "bias")
                 if isinstance(b := getattr(self, name, None), Tensor) and b.dim() == 1]
+
+    def native_ops(self):
+        """``(forward, backward)`` of the C++ loop for this cell, or ``None``: the Python loop
+        (no ``native`` name, hooks overridden since it was declared, or no C++ library)."""
+        if self.native is None:
+            return None
+        cls = type(self)
+        owner = next(c for c in cls.__mro__ if "native" in c.__dict__)
+        hooks = ("fused_step", "fused_step_backward", "fused_weight_grads", "recurrent_weights")
+        if any(getattr(cls, h) is not getattr(owner, h) for h in hooks):
+            return None
+        from src.cells import native
+
+        return native.ops(self.native)
 
     def step(self, gx_t: Tensor, state: State) -> State:
         """The recurrent part of one time step (differentiable by autograd)."""
@@ -285,8 +306,16 @@ def run_loop(cell: RecurrentCell, gx: Tensor, state: State, weights, keep: Tenso
 
     Returns ``(y_seq, final_state, (states, auxes))``; with ``save``, the lists of
     each step's state tensors beyond ``h`` (after ``lengths`` masking; ``h`` is
-    in ``y_seq``) and of each step's aux, else empty lists.
+    in ``y_seq``) and of each step's aux, else empty lists. On the C++ loop
+    (``cell.native_ops()``), ``(states, auxes)`` is instead the list of those
+    quantities, each stacked over time, as ``native.cpp`` returns them.
     """
+    native = cell.native_ops()
+    if native is not None:
+        with torch.no_grad():
+            ys, *rest = native[0](gx, list(state), list(weights), keep, save)
+        n = len(state)
+        return ys, tuple(rest[:n]), rest[n:]
     outputs, states, auxes = [], [], []
     keeps = keep.unbind(0) if keep is not None else [None] * gx.shape[0]
     with torch.no_grad():
@@ -313,11 +342,10 @@ class FusedLoop(torch.autograd.Function):
     def forward(ctx, cell, keep, gx, *tensors):
         n = cell.state_size
         state, weights = tuple(tensors[:n]), tuple(tensors[n:])
-        ys, final, (states, auxes) = run_loop(cell, gx, state, weights, keep, save=True)
+        ys, final, saved = run_loop(cell, gx, state, weights, keep, save=True)
         # Intermediates (neither inputs nor outputs) may be kept on ctx directly;
         # outputs may not (reference cycle), hence the clones of the final state.
-        ctx.cell, ctx.n_state = cell, n
-        ctx.states, ctx.auxes, ctx.keep, ctx.gx_shape = states, auxes, keep, gx.shape
+        ctx.cell, ctx.n_state, ctx.saved, ctx.keep, ctx.gx_shape = cell, n, saved, keep, gx.shape
         ctx.save_for_backward(ys, *state, *weights)
         return (ys, *(s.clone() for s in final))
 
@@ -327,9 +355,21 @@ class FusedLoop(torch.autograd.Function):
         cell, n = ctx.cell, ctx.n_state
         ys, *saved = ctx.saved_tensors
         state0, weights = tuple(saved[:n]), tuple(saved[n:])
-        states, auxes, keep = ctx.states, ctx.auxes, ctx.keep
+        keep = ctx.keep
         L = ys.shape[0]
         d_state = tuple(torch.zeros_like(state0[0]) if d is None else d for d in d_final)
+        native = cell.native_ops()
+        if native is not None:  # the same steps in C++ (native.cpp)
+            d_gx, *d_state = native[1](d_ys, list(d_state), ys, list(state0), ctx.saved,
+                                       list(weights), keep)
+            d_rec = list(d_state.pop().unbind(0)) if len(d_state) > n else [None] * L
+            steps = [s.unbind(0) for s in ctx.saved[n - 1:]]
+            auxes = list(zip(*steps)) if steps else [()] * L
+            d_weights = cell.fused_weight_grads(
+                d_gx, d_rec, state0[0], ys, auxes, weights, ctx.needs_input_grad[3 + n :]
+            )
+            return (None, None, d_gx, *d_state, *d_weights)
+        states, auxes = ctx.saved
         d_ys = d_ys.unbind(0) if d_ys is not None else None
         keeps = keep.unbind(0) if keep is not None else None
         d_gx = torch.empty(ctx.gx_shape, dtype=ys.dtype, device=ys.device)

@@ -1,8 +1,9 @@
 """Figure 3 (claims 3, 4): the final test metric per cell without warm-up, with full and
 partial warm-up, and with the parallel structure but no warm-up (the ablation), one panel
 per benchmark (MSE for regression, accuracy for classification); mean ± std over seeds,
-seeds as dots. Sweep: precision (precision_parallel: its ablation runs in stores made before
-the two were one sweep).
+seeds as dots. Sweeps: precision (the paper's warm-up; precision_parallel: its ablation runs
+in stores made before the two were one sweep) and precision_excite (full and partial warm-up
+by excite, drawn beside the paper's).
 
     python -m src.figures.precision --experiment reproduce-cpu --out outputs/figures
 """
@@ -16,7 +17,7 @@ from src.figures.plots import grouped_bars, nothing, save
 from src.figures.runs import CELLS, VARIANTS, of_sweeps
 from src.figures.stats import order, test_metric
 
-SWEEPS = ("precision", "precision_parallel")
+SWEEPS = ("precision", "precision_parallel", "precision_excite")
 
 
 def make(runs, out):

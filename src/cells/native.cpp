@@ -1,0 +1,297 @@
+// The time loops of the built-in cells in C++ (src/cells/native.py builds and loads this file).
+//
+// Each loop runs, step by step, exactly the ATen operations that the cell's Python hooks
+// (fused_step, fused_step_backward in src/cells/*.py) run, on tensors of the same shapes and
+// layouts, so the results are the same to the last bit; what goes away is the Python
+// interpreter between the operations, which at small sizes (32 units, batch 32) costs more
+// than the arithmetic. tests/test_cells.py checks the equality on every path.
+//
+// Operators, in the namespace `warmup_rnn` (torch.ops.warmup_rnn.*), for CELL in
+// {gru, mgu, rnn, lstm}:
+//
+//   CELL_forward(gx, state[], weights[], keep?, save) -> [ys, *final_state, *saved]
+//     gx (L, N, G): the input projection of every step; state: the initial state; keep
+//     (L, N, 1) bool: whether each sample still runs at each step (its `lengths`);
+//     saved (only with `save`): per step, the states beyond h, then the cell's `aux`,
+//     each stacked over time (L, N, *).
+//   CELL_backward(d_ys?, d_final[], ys, state0[], saved[], weights[], keep?)
+//     -> [d_gx, *d_state0, d_rec]
+//     d_rec: the stacked `d_rec_t` of the Python hook, absent when the hook has none.
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <vector>
+
+using at::Tensor;
+using std::vector;
+
+namespace {
+
+using Opt = c10::optional<Tensor>;
+
+// Per-step quantities saved for the backward pass, written straight into (L, N, *) buffers
+// (a fresh buffer per quantity, allocated on its first step; without `save`, one scratch
+// tensor per quantity, reused every step).
+struct Saver {
+  bool save;
+  int64_t L;
+  vector<Tensor> buffers;
+  // The tensor to write quantity `k` of step `t` into (contiguous, like a freshly made one).
+  Tensor at(size_t k, int64_t t, at::IntArrayRef shape, const Tensor& like) {
+    if (buffers.size() <= k) buffers.resize(k + 1);
+    if (!buffers[k].defined()) {
+      vector<int64_t> full{save ? L : 1};
+      full.insert(full.end(), shape.begin(), shape.end());
+      buffers[k] = at::empty(full, like.options());
+    }
+    return buffers[k].select(0, save ? t : 0);
+  }
+};
+
+// The loop forwards. `step(t, gx_t, state, h_out, saver)` writes the new h into `h_out` (a
+// contiguous (N, H) slice of the output) and returns the new state with h_out first.
+template <class Step>
+vector<Tensor> forward_loop(const Tensor& gx, vector<Tensor> state, const Opt& keep, bool save,
+                            Step step) {
+  at::AutoDispatchBelowADInplaceOrView guard;  // no autograd: the caller is its backward
+  const int64_t L = gx.size(0), n_state = static_cast<int64_t>(state.size());
+  auto gxs = gx.unbind(0);
+  vector<Tensor> keeps;
+  if (keep) keeps = keep->unbind(0);
+  Tensor ys = at::empty({L, state[0].size(0), state[0].size(1)}, state[0].options());
+  auto ys_t = ys.unbind(0);
+  Saver saver{save, L, {}};
+  vector<vector<Tensor>> states(n_state - 1);  // the states beyond h, over time
+  for (int64_t t = 0; t < L; ++t) {
+    vector<Tensor> next = step(t, gxs[t], state, ys_t[t], saver);
+    if (keep) {
+      at::where_out(ys_t[t], keeps[t], ys_t[t], state[0]);
+      for (int64_t i = 1; i < n_state; ++i) next[i] = at::where(keeps[t], next[i], state[i]);
+    }
+    state = std::move(next);
+    if (save)
+      for (int64_t i = 1; i < n_state; ++i) states[i - 1].push_back(state[i]);
+  }
+  vector<Tensor> out{ys};
+  for (auto& s : state) out.push_back(s);
+  if (save) {
+    for (auto& s : states) out.push_back(at::stack(s));
+    for (auto& b : saver.buffers) out.push_back(b);
+  }
+  return out;
+}
+
+// One step backwards: writes d_gx_t, returns d_prev, sets d_rec_t (may stay undefined).
+template <class StepBack>
+vector<Tensor> backward_loop(const Opt& d_ys_, vector<Tensor> d_state, const Tensor& ys,
+                             const vector<Tensor>& state0, const vector<Tensor>& saved,
+                             const Opt& keep, int64_t G, StepBack step_back) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = ys.size(0), n_state = static_cast<int64_t>(state0.size());
+  Tensor d_gx = at::empty({L, ys.size(1), G}, ys.options());
+  auto d_gx_t = d_gx.unbind(0);
+  auto ys_t = ys.unbind(0);
+  vector<vector<Tensor>> saved_t;
+  for (const auto& s : saved) saved_t.push_back(s.unbind(0));
+  vector<Tensor> d_ys, keeps, d_rec(L);
+  if (d_ys_) d_ys = d_ys_->unbind(0);
+  if (keep) keeps = keep->unbind(0);
+  for (int64_t t = L - 1; t >= 0; --t) {
+    if (d_ys_) d_state[0] = d_state[0] + d_ys[t];
+    vector<Tensor> prev{t > 0 ? ys_t[t - 1] : state0[0]};
+    for (int64_t i = 1; i < n_state; ++i)
+      prev.push_back(t > 0 ? saved_t[i - 1][t - 1] : state0[i]);
+    vector<Tensor> aux;
+    for (size_t a = n_state - 1; a < saved_t.size(); ++a) aux.push_back(saved_t[a][t]);
+    vector<Tensor> around;
+    if (keep) {  // samples past their length: the state is carried over
+      for (auto& d : d_state) around.push_back(at::where(keeps[t], 0.0, d));
+      for (auto& d : d_state) d = at::where(keeps[t], d, 0.0);
+    }
+    vector<Tensor> d_prev = step_back(d_state, prev, aux, d_gx_t[t], d_rec[t]);
+    if (keep)
+      for (int64_t i = 0; i < n_state; ++i) d_prev[i] = d_prev[i] + around[i];
+    d_state = std::move(d_prev);
+  }
+  vector<Tensor> out{d_gx};
+  for (auto& d : d_state) out.push_back(d);
+  if (d_rec[0].defined()) out.push_back(at::stack(d_rec));
+  return out;
+}
+
+// -- GRU (src/cells/gru.py) ----------------------------------------------------------------
+vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                           const Opt& keep, bool save) {
+  const Tensor wt = weights[0].t(), &b_hh = weights[1];
+  const int64_t N = state[0].size(0), H = state[0].size(1);
+  vector<Tensor> out = forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                                    const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    const Tensor& h = s[0];
+    auto g = gx_t.split_with_sizes({2 * H, H}, 1);
+    Tensor gh = sv.at(2, t, {N, 3 * H}, h);
+    at::addmm_out(gh, b_hh, h, wt);
+    Tensor rz = sv.at(0, t, {N, 2 * H}, h);
+    at::sigmoid_out(rz, g[0] + gh.narrow(1, 0, 2 * H));
+    Tensor n = sv.at(1, t, {N, H}, h);
+    at::tanh_out(n, at::addcmul(g[1], rz.narrow(1, 0, H), gh.narrow(1, 2 * H, H)));
+    at::lerp_out(h_out, n, h, rz.narrow(1, H, H));
+    return vector<Tensor>{h_out};
+  });
+  if (save) out.back() = out.back().narrow(2, 2 * H, H);  // saved: rz, n, gh_n
+  return out;
+}
+
+vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                            vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                            const Opt& keep) {
+  const int64_t H = state0[0].size(1);
+  const Tensor w_rz = weights[0].narrow(0, 0, 2 * H), w_n = weights[0].narrow(0, 2 * H, H);
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * H,
+                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
+                           const vector<Tensor>& aux, Tensor d_gx, Tensor& d_rec) {
+    const Tensor &dh = ds[0], &h = prev[0], &rz = aux[0], &n = aux[1], &gh_n = aux[2];
+    auto r_z = rz.split(H, 1);
+    auto d = d_gx.split(H, 1);
+    Tensor dh_z = dh * r_z[1];
+    at::mul_out(d[2], dh - dh_z, at::addcmul(at::ones_like(dh.select(0, 0)), n, n, -1));
+    at::mul_out(d[0], d[2], gh_n);
+    at::mul_out(d[1], dh, h - n);
+    Tensor d_rz = d_gx.narrow(1, 0, 2 * H).mul_(at::addcmul(rz, rz, rz, -1));
+    d_rec = d[2] * r_z[0];
+    return vector<Tensor>{at::addmm(dh_z, d_rz, w_rz).addmm_(d_rec, w_n)};
+  });
+}
+
+// -- MGU (src/cells/mgu.py) ----------------------------------------------------------------
+vector<Tensor> mgu_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                           const Opt& keep, bool save) {
+  const int64_t N = state[0].size(0), H = state[0].size(1);
+  auto u = weights[0].split(H);
+  const Tensor uf_t = u[0].t(), uh_t = u[1].t();
+  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    const Tensor& h = s[0];
+    auto g = gx_t.split(H, 1);
+    Tensor f = sv.at(0, t, {N, H}, h), fh = sv.at(1, t, {N, H}, h), h_tilde = sv.at(2, t, {N, H}, h);
+    at::sigmoid_out(f, at::addmm(g[0], h, uf_t));
+    at::mul_out(fh, f, h);
+    at::tanh_out(h_tilde, at::addmm(g[1], fh, uh_t));
+    at::lerp_out(h_out, h, h_tilde, f);
+    return vector<Tensor>{h_out};
+  });
+}
+
+vector<Tensor> mgu_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                            vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                            const Opt& keep) {
+  const int64_t H = state0[0].size(1);
+  auto u = weights[0].split(H);
+  const Tensor u_f = u[0], u_h = u[1];
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 2 * H,
+                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
+                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
+    const Tensor &dh = ds[0], &h = prev[0], &f = aux[0], &h_tilde = aux[2];
+    auto d = d_gx.split(H, 1);
+    Tensor dh_f = dh * f;
+    Tensor one = at::ones_like(h.select(0, 0));
+    at::mul_out(d[1], dh_f, at::addcmul(one, h_tilde, h_tilde, -1));
+    Tensor d_fh = at::matmul(d[1], u_h);
+    at::mul_out(d[0], at::addcmul(dh * (h_tilde - h), d_fh, h), at::addcmul(f, f, f, -1));
+    return vector<Tensor>{at::addmm(at::addcmul(dh - dh_f, d_fh, f), d[0], u_f)};
+  });
+}
+
+// -- tanh RNN (src/cells/rnn.py) -----------------------------------------------------------
+vector<Tensor> rnn_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                           const Opt& keep, bool save) {
+  const Tensor wt = weights[0].t();
+  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    Tensor h_new = sv.at(0, t, s[0].sizes(), s[0]);  // aux: h_new before the lengths mask
+    at::tanh_out(h_new, at::addmm(gx_t, s[0], wt));
+    h_out.copy_(h_new);
+    return vector<Tensor>{h_out};
+  });
+}
+
+vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                            vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                            const Opt& keep) {
+  const Tensor& w_hh = weights[0];
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, w_hh.size(0),
+                       [&](const vector<Tensor>& ds, const vector<Tensor>&,
+                           const vector<Tensor>& aux, Tensor d_pre, Tensor&) {
+    const Tensor &dh = ds[0], &h_new = aux[0];
+    at::mul_out(d_pre, dh, at::addcmul(at::ones_like(dh.select(0, 0)), h_new, h_new, -1));
+    return vector<Tensor>{at::matmul(d_pre, w_hh)};
+  });
+}
+
+// -- LSTM (src/cells/lstm.py; its loop, used with `lengths`) ---------------------------------
+vector<Tensor> lstm_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                            const Opt& keep, bool save) {
+  const Tensor wt = weights[0].t();
+  const int64_t N = state[0].size(0), H = state[0].size(1);
+  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    const Tensor& c = s[1];
+    auto pre = at::addmm(gx_t, s[0], wt).split_with_sizes({2 * H, H, H}, 1);
+    Tensor if_ = sv.at(0, t, {N, 2 * H}, c), g = sv.at(1, t, {N, H}, c);
+    Tensor o = sv.at(2, t, {N, H}, c), tc = sv.at(3, t, {N, H}, c);
+    at::sigmoid_out(if_, pre[0]);
+    at::tanh_out(g, pre[1]);
+    at::sigmoid_out(o, pre[2]);
+    Tensor c_new = at::addcmul(if_.narrow(1, H, H) * c, if_.narrow(1, 0, H), g);
+    at::tanh_out(tc, c_new);
+    at::mul_out(h_out, o, tc);
+    return vector<Tensor>{h_out, c_new};
+  });
+}
+
+vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                             const Opt& keep) {
+  const Tensor& w_hh = weights[0];
+  const int64_t H = state0[0].size(1);
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 4 * H,
+                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
+                           const vector<Tensor>& aux, Tensor d_gates, Tensor&) {
+    const Tensor &dh = ds[0], &c = prev[1];
+    const Tensor &if_ = aux[0], &g = aux[1], &o = aux[2], &tc = aux[3];
+    auto i_f = if_.split(H, 1);
+    auto d = d_gates.split(H, 1);
+    Tensor one = at::ones_like(c.select(0, 0));
+    Tensor dc = at::addcmul(ds[1], dh * o, at::addcmul(one, tc, tc, -1));
+    at::mul_out(d[0], dc, g);
+    at::mul_out(d[1], dc, c);
+    d_gates.narrow(1, 0, 2 * H).mul_(at::addcmul(if_, if_, if_, -1));
+    at::mul_out(d[2], dc * i_f[0], at::addcmul(one, g, g, -1));
+    at::mul_out(d[3], dh * tc, at::addcmul(o, o, o, -1));
+    return vector<Tensor>{at::matmul(d_gates, w_hh), dc * i_f[1]};
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(warmup_rnn, m) {
+  m.def("gru_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
+  m.def("gru_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+  m.def("mgu_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
+  m.def("mgu_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+  m.def("rnn_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
+  m.def("rnn_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+  m.def("lstm_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
+  m.def("lstm_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(warmup_rnn, CompositeExplicitAutograd, m) {
+  m.impl("gru_forward", &gru_forward);
+  m.impl("gru_backward", &gru_backward);
+  m.impl("mgu_forward", &mgu_forward);
+  m.impl("mgu_backward", &mgu_backward);
+  m.impl("rnn_forward", &rnn_forward);
+  m.impl("rnn_backward", &rnn_backward);
+  m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_backward", &lstm_backward);
+}

@@ -1,0 +1,85 @@
+"""The C++ time loops of ``native.cpp``: build once, load, and fall back when that fails.
+
+The loops run the same ATen operations as the cells' Python hooks, so the numbers are the
+same to the last bit; they only skip the Python interpreter between operations, which is
+most of a step's cost at small sizes (README, "Speed"). The library is compiled on first use
+by :func:`torch.utils.cpp_extension.load` (a C++ compiler and ninja: ``pip install -e .``
+brings ninja, and ``make`` builds the library right after the install), into torch's
+extension cache (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), where
+later processes find it; it is rebuilt when ``native.cpp`` changes.
+
+Without a compiler, or with ``WARMUP_NATIVE=0`` in the environment, every cell runs its
+Python loop instead: the same results, slower. ``python -m src.cells.native`` builds the
+library and says which of the two a run will use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("native.cpp")
+NAME = "warmup_rnn_native"
+#: The cells with a loop in native.cpp (``RecurrentCell.native``).
+CELLS = ("gru", "mgu", "rnn", "lstm")
+
+_state: dict = {}
+
+
+def disabled() -> bool:
+    return os.environ.get("WARMUP_NATIVE", "1").strip().lower() in {"0", "false", "no", "off"}
+
+
+def load(verbose: bool = False) -> bool:
+    """Build (if needed) and load the library once per process; whether it is usable."""
+    if "ok" in _state:
+        return _state["ok"]
+    if disabled():
+        _state.update(ok=False, why="WARMUP_NATIVE=0")
+        return False
+    try:
+        from torch.utils import cpp_extension
+
+        try:  # the ninja of the `ninja` wheel, when the venv's bin is not on PATH
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except ImportError:
+            pass
+        cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O2"], is_python_module=False,
+                           verbose=verbose)
+        _state.update(ok=True, why="")
+    except Exception as err:  # no compiler, no ninja, a failed build: the Python loops
+        why = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        _state.update(ok=False, why=why)
+        warnings.warn(f"the C++ time loops (src/cells/native.cpp) are unavailable ({why}); "
+                      "the cells run their Python loops: the same results, slower", stacklevel=2)
+    return _state["ok"]
+
+
+def ops(cell: str):
+    """``(forward, backward)`` operators of ``cell``'s C++ loop, or ``None`` (Python loop)."""
+    if cell not in CELLS or not load():
+        return None
+    lib = torch.ops.warmup_rnn
+    return getattr(lib, f"{cell}_forward"), getattr(lib, f"{cell}_backward")
+
+
+def main() -> None:
+    start = time.perf_counter()
+    ok = load(verbose="-v" in sys.argv)
+    if ok:
+        print(f"C++ time loops ready for {', '.join(CELLS)} "
+              f"({time.perf_counter() - start:.0f} s to build or load)")
+    else:
+        print(f"C++ time loops unavailable ({_state['why']}): the cells run their Python loops "
+              "(the same results, slower)")
+
+
+if __name__ == "__main__":
+    main()
