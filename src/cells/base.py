@@ -61,7 +61,10 @@ outputs and gradients):
   10 000-step VAA runs) it stores nothing. A cell with a library kernel for
   whole sequences (the LSTM) uses that instead when no ``lengths`` are given, and,
   with ``lengths``, runs it once per distinct length when that pays
-  (:func:`kernel_by_length`).
+  (:func:`kernel_by_length`). A built-in cell that names its loop in C++
+  (``native``: gru, mgu, rnn, and the LSTM's loop) runs the same operations there
+  (``src/cells/native.cpp``): the same numbers to the last bit, without the Python
+  interpreter between the operations; without the compiled library, the Python loop.
 """
 
 from __future__ import annotations
