@@ -4,9 +4,11 @@ The loops run the same ATen operations as the cells' Python hooks, so the number
 same to the last bit; they only skip the Python interpreter between operations, which is
 most of a step's cost at small sizes (README, "Speed"). The library is compiled on first use
 by :func:`torch.utils.cpp_extension.load` (a C++ compiler and ninja: ``pip install -e .``
-brings ninja, and ``make`` builds the library right after the install), into torch's
-extension cache (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), where
-later processes find it; it is rebuilt when ``native.cpp`` changes.
+brings ninja, and ``make`` builds the library right after the install), into the virtual
+environment (``.venv/torch_extensions/``: each checkout its own build, so that two clones
+on one machine never rebuild each other's), or, outside a virtual environment or with
+``TORCH_EXTENSIONS_DIR`` set, into torch's extension cache. Later processes find it there;
+it is rebuilt when ``native.cpp`` changes.
 
 Without a compiler, or with ``WARMUP_NATIVE=0`` in the environment, every cell runs its
 Python loop instead: the same results, slower. ``python -m src.cells.native`` builds the
@@ -35,6 +37,15 @@ def disabled() -> bool:
     return os.environ.get("WARMUP_NATIVE", "1").strip().lower() in {"0", "false", "no", "off"}
 
 
+def build_directory() -> str | None:
+    """Where the library is built: inside the virtual environment, else torch's choice."""
+    if os.environ.get("TORCH_EXTENSIONS_DIR") or sys.prefix == sys.base_prefix:
+        return None
+    path = Path(sys.prefix) / "torch_extensions" / NAME
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def load(verbose: bool = False) -> bool:
     """Build (if needed) and load the library once per process; whether it is usable."""
     if "ok" in _state:
@@ -52,7 +63,7 @@ def load(verbose: bool = False) -> bool:
         except ImportError:
             pass
         cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O2"], is_python_module=False,
-                           verbose=verbose)
+                           build_directory=build_directory(), verbose=verbose)
         _state.update(ok=True, why="")
     except Exception as err:  # no compiler, no ninja, a failed build: the Python loops
         why = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
