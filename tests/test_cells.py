@@ -457,25 +457,36 @@ def test_the_cpp_loops_are_built_here():
         pytest.skip("no C++ compiler here: the Python loops only")
     assert native.load(), native._state.get("why")
     assert {n: make(n).native_ops() is not None for n in NATIVE} == dict.fromkeys(NATIVE, True)
+    # and the GRU's fused arithmetic reproduces ATen's roundings here (native.check_fused)
+    assert native._state["fused"]
 
 
+@pytest.mark.parametrize("width", [7, 37])
 @pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
-@pytest.mark.parametrize("name", NATIVE)
-def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, monkeypatch):
+@pytest.mark.parametrize("name", [*NATIVE, "gru-unfused"])
+def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, width, monkeypatch):
     """Same operations in the same order: float32 results equal bit for bit, forwards,
-    backwards and without gradients, with lengths (some 0, some past the end) and an odd
-    width (vector tails); the LSTM's loop is the path with lengths."""
+    backwards and without gradients, with lengths (some 0, some past the end) and odd widths
+    (7: vector tails only; 37: AVX2 and AVX-512 bodies, then a tail); the LSTM's loop is the
+    path with lengths. The GRU runs its fused arithmetic, and (gru-unfused) ATen's operations
+    one by one, the path where the fused one does not hold (native.check_fused)."""
     from src.cells import native
 
     if not native.load():
         pytest.skip("no C++ loops on this machine")
-    cell = make(name, h=7).float()
-    cell.weight_ih.requires_grad_(False)  # a frozen weight, as for the warmed/plain split
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(23, 6, I, generator=g)
-    state = tuple(torch.randn(6, 7, generator=g) for _ in range(cell.state_size))
-    lengths = torch.tensor([23, 0, 5, 17, 40, 1]) if with_lengths else None
-    on_cpp, on_python = run_both_loops(cell, monkeypatch, x, state, lengths)
+    # the fused path even where the check at load turned it off; set back below
+    torch.ops.warmup_rnn.set_fused(name != "gru-unfused")
+    name = name.removesuffix("-unfused")
+    try:
+        cell = make(name, h=width).float()
+        cell.weight_ih.requires_grad_(False)  # a frozen weight, as for the warmed/plain split
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(23, 6, I, generator=g)
+        state = tuple(torch.randn(6, width, generator=g) for _ in range(cell.state_size))
+        lengths = torch.tensor([23, 0, 5, 17, 40, 1]) if with_lengths else None
+        on_cpp, on_python = run_both_loops(cell, monkeypatch, x, state, lengths)
+    finally:
+        torch.ops.warmup_rnn.set_fused(native._state.get("fused", True))
     assert len(on_cpp) == len(on_python)
     for a, b in zip(on_cpp, on_python):
         assert torch.equal(a, b)

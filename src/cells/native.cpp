@@ -21,6 +21,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <vector>
 
 using at::Tensor;
@@ -29,6 +30,109 @@ using std::vector;
 namespace {
 
 using Opt = c10::optional<Tensor>;
+
+// -- Fused elementwise arithmetic --------------------------------------------------------------
+// The GRU's step does its additions, products and lerp in one pass over the gates instead of one
+// ATen call each (sigmoid, tanh and the matrix products stay ATen calls). Each value is computed
+// with the roundings of the ATen operation it replaces: a + b and a * b are single IEEE
+// operations; ATen's addcmul (a + v * b * c) and lerp round like one fused multiply-add
+// (`std::fma`), and this file is compiled with -ffp-contract=off so that the compiler adds no
+// fma of its own. src/cells/native.py checks the equality once per process against the ATen
+// operations (set_fused) and turns the fused path off, with a warning, where it does not hold.
+bool g_fused = true;
+
+bool fusable(std::initializer_list<const Tensor*> ts) {
+  if (!g_fused) return false;
+  for (const Tensor* t : ts)
+    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || t->dim() != 2 ||
+        t->stride(1) != 1)
+      return false;
+  return true;
+}
+
+// A row-major (N, *) float view: element (i, j) at p[i * ld + j].
+struct Rows {
+  float* p;
+  int64_t ld;
+  explicit Rows(const Tensor& t) : p(t.data_ptr<float>()), ld(t.stride(0)) {}
+  float& operator()(int64_t i, int64_t j) const { return p[i * ld + j]; }
+};
+
+#define WARMUP_INLINE static inline __attribute__((always_inline))
+
+// GRU forwards, before the sigmoid: rz = gx_rz + gh_rz.
+WARMUP_INLINE void gru_pre_rz(Rows gx, Rows gh, Rows rz, int64_t N, int64_t H2) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ a = &gx(i, 0), * __restrict__ b = &gh(i, 0);
+    float* __restrict__ o = &rz(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H2; ++j) o[j] = a[j] + b[j];
+  }
+}
+
+// GRU forwards, before the tanh: n = addcmul(gx_n, r, gh_n).
+WARMUP_INLINE void gru_pre_n(Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ a = &gx(i, 2 * H), * __restrict__ b = &gh(i, 2 * H), * __restrict__ r = &rz(i, 0);
+    float* __restrict__ o = &n(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) o[j] = std::fma(r[j], b[j], a[j]);
+  }
+}
+
+// GRU forwards, the new state: h' = lerp(n, h, z), ATen's two-sided formula.
+WARMUP_INLINE void gru_update(Rows n, Rows h, Rows rz, Rows out, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ a = &n(i, 0), * __restrict__ e = &h(i, 0), * __restrict__ z = &rz(i, H);
+    float* __restrict__ o = &out(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const float diff = e[j] - a[j];  // both sides, then a select: no branch, vectorised
+      const float low = std::fma(z[j], diff, a[j]), high = std::fma(-diff, 1.0f - z[j], e[j]);
+      o[j] = std::fabs(z[j]) < 0.5f ? low : high;
+    }
+  }
+}
+
+// GRU backwards: the gradients of the pre-activations (r, z, n), dh * z and d_rec = d_n * r.
+WARMUP_INLINE void gru_back(Rows dh, Rows h, Rows rz, Rows n, Rows gh_n, Rows d_gx, Rows dh_z,
+                            Rows d_rec, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ g = &dh(i, 0), * __restrict__ hp = &h(i, 0), * __restrict__ r = &rz(i, 0), * __restrict__ z = &rz(i, H), * __restrict__ nn = &n(i, 0),
+                *c = &gh_n(i, 0);
+    float* __restrict__ dr = &d_gx(i, 0), * __restrict__ dz = &d_gx(i, H), * __restrict__ dn = &d_gx(i, 2 * H), * __restrict__ gz = &dh_z(i, 0),
+          *dc = &d_rec(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const float g_z = g[j] * z[j];
+      const float d_n = (g[j] - g_z) * std::fma(-nn[j], nn[j], 1.0f);
+      dr[j] = (d_n * c[j]) * std::fma(-r[j], r[j], r[j]);
+      dz[j] = (g[j] * (hp[j] - nn[j])) * std::fma(-z[j], z[j], z[j]);
+      dn[j] = d_n;
+      gz[j] = g_z;
+      dc[j] = d_n * r[j];
+    }
+  }
+}
+
+// Each kernel twice: for CPUs with AVX2 and FMA (vectorised fma instructions), and plain
+// (std::fma in software where the CPU has none: the same numbers, slower).
+#define WARMUP_DISPATCH(name, params, args)                                                      \
+  __attribute__((target("avx2,fma"))) void name##_avx2 params { name args; }                    \
+  void name##_plain params { name args; }                                                        \
+  void name##_any params {                                                                       \
+    static const bool fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");   \
+    if (fast) name##_avx2 args; else name##_plain args;                                          \
+  }
+WARMUP_DISPATCH(gru_pre_rz, (Rows gx, Rows gh, Rows rz, int64_t N, int64_t H2), (gx, gh, rz, N, H2))
+WARMUP_DISPATCH(gru_pre_n, (Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64_t H),
+                (gx, gh, rz, n, N, H))
+WARMUP_DISPATCH(gru_update, (Rows n, Rows h, Rows rz, Rows out, int64_t N, int64_t H),
+                (n, h, rz, out, N, H))
+WARMUP_DISPATCH(gru_back, (Rows dh, Rows h, Rows rz, Rows n, Rows gh_n, Rows d_gx, Rows dh_z,
+                           Rows d_rec, int64_t N, int64_t H),
+                (dh, h, rz, n, gh_n, d_gx, dh_z, d_rec, N, H))
+#undef WARMUP_DISPATCH
 
 // Per-step quantities saved for the backward pass, written straight into (L, N, *) buffers
 // (a fresh buffer per quantity, allocated on its first step; without `save`, one scratch
@@ -128,12 +232,20 @@ vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor
   vector<Tensor> out = forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
                                     const vector<Tensor>& s, Tensor h_out, Saver& sv) {
     const Tensor& h = s[0];
-    auto g = gx_t.split_with_sizes({2 * H, H}, 1);
     Tensor gh = sv.at(2, t, {N, 3 * H}, h);
     at::addmm_out(gh, b_hh, h, wt);
     Tensor rz = sv.at(0, t, {N, 2 * H}, h);
-    at::sigmoid_out(rz, g[0] + gh.narrow(1, 0, 2 * H));
     Tensor n = sv.at(1, t, {N, H}, h);
+    if (fusable({&gx_t, &h, &gh, &rz, &n, &h_out})) {
+      gru_pre_rz_any(Rows(gx_t), Rows(gh), Rows(rz), N, 2 * H);
+      at::sigmoid_(rz);
+      gru_pre_n_any(Rows(gx_t), Rows(gh), Rows(rz), Rows(n), N, H);
+      at::tanh_(n);
+      gru_update_any(Rows(n), Rows(h), Rows(rz), Rows(h_out), N, H);
+      return vector<Tensor>{h_out};
+    }
+    auto g = gx_t.split_with_sizes({2 * H, H}, 1);
+    at::sigmoid_out(rz, g[0] + gh.narrow(1, 0, 2 * H));
     at::tanh_out(n, at::addcmul(g[1], rz.narrow(1, 0, H), gh.narrow(1, 2 * H, H)));
     at::lerp_out(h_out, n, h, rz.narrow(1, H, H));
     return vector<Tensor>{h_out};
@@ -151,6 +263,13 @@ vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
                        [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
                            const vector<Tensor>& aux, Tensor d_gx, Tensor& d_rec) {
     const Tensor &dh = ds[0], &h = prev[0], &rz = aux[0], &n = aux[1], &gh_n = aux[2];
+    if (fusable({&dh, &h, &rz, &n, &gh_n, &d_gx})) {
+      Tensor dh_z = at::empty_like(n), rec = at::empty_like(n);
+      gru_back_any(Rows(dh), Rows(h), Rows(rz), Rows(n), Rows(gh_n), Rows(d_gx), Rows(dh_z),
+                   Rows(rec), dh.size(0), H);
+      d_rec = rec;
+      return vector<Tensor>{at::addmm(dh_z, d_gx.narrow(1, 0, 2 * H), w_rz).addmm_(rec, w_n)};
+    }
     auto r_z = rz.split(H, 1);
     auto d = d_gx.split(H, 1);
     Tensor dh_z = dh * r_z[1];
@@ -283,6 +402,13 @@ TORCH_LIBRARY(warmup_rnn, m) {
   m.def("rnn_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
   m.def("lstm_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
   m.def("lstm_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+  // Whether the GRU's fused arithmetic is used (see "Fused elementwise arithmetic"); returns
+  // the previous setting.
+  m.def("set_fused(bool on) -> bool", [](bool on) {
+    const bool was = g_fused;
+    g_fused = on;
+    return was;
+  });
 }
 
 TORCH_LIBRARY_IMPL(warmup_rnn, CompositeExplicitAutograd, m) {

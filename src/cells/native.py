@@ -2,7 +2,9 @@
 
 The loops run the same ATen operations as the cells' Python hooks, so the numbers are the
 same to the last bit; they only skip the Python interpreter between operations, which is
-most of a step's cost at small sizes (README, "Speed"). The library is compiled on first use
+most of a step's cost at small sizes (README, "Speed"). The GRU's loop goes further: its
+additions, products and lerp run as one pass over the gates, with ATen's roundings, which
+:func:`check_fused` confirms once per process (else those steps call ATen, as before). The library is compiled on first use
 by :func:`torch.utils.cpp_extension.load` (a C++ compiler and ninja: ``pip install -e .``
 brings ninja, and ``make`` builds the library right after the install), into the virtual
 environment (``.venv/torch_extensions/``: each checkout its own build, so that two clones
@@ -33,8 +35,12 @@ CELLS = ("gru", "mgu", "rnn", "lstm")
 _state: dict = {}
 
 
+def _off(variable: str) -> bool:
+    return os.environ.get(variable, "1").strip().lower() in {"0", "false", "no", "off"}
+
+
 def disabled() -> bool:
-    return os.environ.get("WARMUP_NATIVE", "1").strip().lower() in {"0", "false", "no", "off"}
+    return _off("WARMUP_NATIVE")
 
 
 def build_directory() -> str | None:
@@ -62,15 +68,47 @@ def load(verbose: bool = False) -> bool:
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         except ImportError:
             pass
-        cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O2"], is_python_module=False,
-                           build_directory=build_directory(), verbose=verbose)
-        _state.update(ok=True, why="")
+        # -ffp-contract=off: no fused multiply-add but those native.cpp writes (bit-equality)
+        cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O3", "-ffp-contract=off", "-fno-trapping-math"],
+                           is_python_module=False, build_directory=build_directory(),
+                           verbose=verbose)
+        _state.update(ok=True, why="", fused=check_fused())
     except Exception as err:  # no compiler, no ninja, a failed build: the Python loops
         why = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         _state.update(ok=False, why=why)
         warnings.warn(f"the C++ time loops (src/cells/native.cpp) are unavailable ({why}); "
                       "the cells run their Python loops: the same results, slower", stacklevel=2)
     return _state["ok"]
+
+
+def check_fused() -> bool:
+    """Whether the GRU's fused arithmetic (native.cpp) gives, on this machine, the same bits as
+    the ATen operations it replaces: one forward and backward of a small GRU, both ways. Where
+    it does not (another torch, a CPU where ATen rounds otherwise), the fused path is turned
+    off for the process, with a warning: the loops then call the ATen operations."""
+    lib = torch.ops.warmup_rnn
+    gen = torch.Generator().manual_seed(0)
+    L, N, H = 5, 3, 21  # an odd width: vector bodies and scalar tails both
+    gx, h0 = torch.randn(L, N, 3 * H, generator=gen), torch.randn(N, H, generator=gen)
+    weights = [torch.randn(3 * H, H, generator=gen) / H**0.5, torch.randn(3 * H, generator=gen)]
+    d_ys = torch.randn(L, N, H, generator=gen)
+
+    def both() -> list[torch.Tensor]:
+        ys, h, *saved = lib.gru_forward(gx, [h0], weights, None, True)
+        return [ys, h, *lib.gru_backward(d_ys, [torch.zeros_like(h)], ys, [h0], saved, weights,
+                                         None)]
+
+    lib.set_fused(True)
+    fused = both()
+    lib.set_fused(False)
+    plain = both()
+    same = len(fused) == len(plain) and all(torch.equal(a, b) for a, b in zip(fused, plain))
+    lib.set_fused(same)
+    if not same:
+        warnings.warn("the C++ loops' fused GRU arithmetic rounds differently from ATen's on this "
+                      "machine; the loops call ATen's operations instead (the same results as "
+                      "the Python loops, a little slower)", stacklevel=3)
+    return same
 
 
 def ops(cell: str):
