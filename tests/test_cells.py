@@ -492,6 +492,28 @@ def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, width, 
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("batch,width", [(1, 5), (2, 2), (2, 37), (33, 64)])
+def test_gru_raw_cpp_loop_at_the_edges_of_its_shapes(batch, width, monkeypatch):
+    """The GRU's raw loop (no lengths; its own BLAS calls) takes batch and width >= 2, the
+    tensor loop the rest: both equal the Python loop to the last bit, also at a batch and a
+    width that are not multiples of the vector length."""
+    from src.cells import native
+
+    if not native.load():
+        pytest.skip("no C++ loops on this machine")
+    torch.ops.warmup_rnn.set_fused(True)
+    try:
+        cell = make("gru", h=width).float()
+        g = torch.Generator().manual_seed(5)
+        x = torch.randn(9, batch, I, generator=g)
+        state = (torch.randn(batch, width, generator=g),)
+        on_cpp, on_python = run_both_loops(cell, monkeypatch, x, state, None)
+    finally:
+        torch.ops.warmup_rnn.set_fused(native._state.get("fused", True))
+    for a, b in zip(on_cpp, on_python, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_a_subclass_that_changes_the_equations_leaves_the_cpp_loop():
     class Leaky(GRU):
         @staticmethod

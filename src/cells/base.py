@@ -69,6 +69,8 @@ outputs and gradients):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
@@ -124,8 +126,9 @@ class RecurrentCell(nn.Module):
     #: ``fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs) -> tuple``, once per
     #: sequence, the gradients of ``recurrent_weights()`` (``None`` where not needed):
     #:
-    #: * ``d_gx`` ``(L, N, G)``: every step's ``d_gx_t``; ``d_rec``, ``auxes``: lists over
-    #:   time of ``d_rec_t`` and ``aux``;
+    #: * ``d_gx`` ``(L, N, G)``: every step's ``d_gx_t``; ``d_rec``, ``auxes``: sequences over
+    #:   time of ``d_rec_t`` and ``aux`` (lists; on the C++ loop of a built-in cell, ``d_rec``
+    #:   is the tensor of the ``d_rec_t`` stacked, ``(L, N, *)``);
     #: * ``h0``: the initial ``h``; ``ys`` ``(L, N, H)``: the outputs, so ``h_{t-1}`` is
     #:   ``ys[t-1]`` (:func:`matmul_over_time` forms ``sum_t d[t]^T h_{t-1}``);
     #: * ``needs``: per weight, whether it needs a gradient.
@@ -365,9 +368,10 @@ class FusedLoop(torch.autograd.Function):
         if native is not None:  # the same steps in C++ (native.cpp)
             d_gx, *d_state = native[1](d_ys, list(d_state), ys, list(state0), ctx.saved,
                                        list(weights), keep)
-            d_rec = list(d_state.pop().unbind(0)) if len(d_state) > n else [None] * L
-            steps = [s.unbind(0) for s in ctx.saved[n - 1:]]
-            auxes = list(zip(*steps)) if steps else [()] * L
+            # d_rec stacked over time (L, N, *): a sequence of the steps' d_rec_t, as on the
+            # Python loop; auxes: the steps' aux tuples, made only if the hook reads them
+            d_rec = d_state.pop() if len(d_state) > n else [None] * L
+            auxes = _StepTuples(ctx.saved[n - 1:], L)
             d_weights = cell.fused_weight_grads(
                 d_gx, d_rec, state0[0], ys, auxes, weights, ctx.needs_input_grad[3 + n :]
             )
@@ -394,6 +398,27 @@ class FusedLoop(torch.autograd.Function):
             d_gx, d_rec, state0[0], ys, auxes, weights, ctx.needs_input_grad[3 + n :]
         )
         return (None, None, d_gx, *d_state, *d_weights)
+
+
+class _StepTuples(Sequence):
+    """``[(q[t] for q in stacked) for t in range(length)]``, built on first access: the
+    per-step aux tuples of the C++ loop (which returns each quantity stacked over time),
+    for ``fused_weight_grads`` hooks that read them."""
+
+    def __init__(self, stacked, length: int):
+        self._stacked, self._length, self._steps = stacked, length, None
+
+    def _built(self) -> list:
+        if self._steps is None:
+            steps = [s.unbind(0) for s in self._stacked]
+            self._steps = list(zip(*steps)) if steps else [()] * self._length
+        return self._steps
+
+    def __getitem__(self, t):
+        return self._built()[t]
+
+    def __len__(self) -> int:
+        return self._length
 
 
 def matmul_over_time(d: Tensor, h0: Tensor, ys: Tensor) -> Tensor:

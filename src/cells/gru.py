@@ -93,7 +93,8 @@ class GRU(RecurrentCell):
     @staticmethod
     def fused_weight_grads(d_gx, d_rec, h0, ys, auxes, weights, needs):
         H = h0.shape[-1]
-        d_rz, d_gh_n = d_gx[:, :, : 2 * H], torch.stack(d_rec)
+        d_rz = d_gx[:, :, : 2 * H]
+        d_gh_n = d_rec if isinstance(d_rec, Tensor) else torch.stack(d_rec)  # C++ loop: stacked
         d_w = d_b = None
         if needs[0]:
             d_w = torch.cat([matmul_over_time(d_rz, h0, ys), matmul_over_time(d_gh_n, h0, ys)])

@@ -22,6 +22,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 using at::Tensor;
@@ -55,6 +56,7 @@ struct Rows {
   float* p;
   int64_t ld;
   explicit Rows(const Tensor& t) : p(t.data_ptr<float>()), ld(t.stride(0)) {}
+  Rows(const float* q, int64_t ld_) : p(const_cast<float*>(q)), ld(ld_) {}
   float& operator()(int64_t i, int64_t j) const { return p[i * ld + j]; }
 };
 
@@ -225,8 +227,122 @@ vector<Tensor> backward_loop(const Opt& d_ys_, vector<Tensor> d_state, const Ten
 }
 
 // -- GRU (src/cells/gru.py) ----------------------------------------------------------------
+// Without `keep` (every sample runs every step: training, VAA's constant input), the GRU's loop
+// works on raw pointers into (L, N, *) buffers: no tensor view per step, and its matrix
+// products call the BLAS routine that at::addmm calls (sgemm_), with the arguments at::addmm
+// passes (each layout below admits one way only: N, H >= 2), so no dispatch and no
+// TensorIterator copy of the bias or of dh * z. sigmoid and tanh stay ATen calls. The arithmetic is that of
+// the tensor path below, to the bit (tests/test_cells.py).
+}  // namespace
+
+// The BLAS routine ATen's CPU addmm ends in for float32 (at::native::cpublas::gemm, which is
+// not exported): libtorch_cpu's sgemm_. Weak, so that a torch without it still loads this
+// library; the raw loop is then off.
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
+                       const int* k, const float* alpha, const float* a, const int* lda,
+                       const float* b, const int* ldb, const float* beta, float* c,
+                       const int* ldc) __attribute__((weak));
+
+namespace {
+
+// C (column-major, m x n, ldc) += op(A) op(B), as at::addmm hands it to sgemm_ (beta = 1).
+void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const int m_ = m, n_ = n, k_ = k, lda_ = lda, ldb_ = ldb, ldc_ = ldc;
+  const float one = 1.0f;
+  sgemm_(&ta, &tb, &m_, &n_, &k_, &one, a, &lda_, b, &ldb_, &one, c, &ldc_);
+}
+
+bool raw_gru(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights, const Opt& keep) {
+  if (keep || sgemm_ == nullptr || gx.size(0) < 1 || gx.size(1) < 2 || h0.size(1) < 2 ||
+      gx.numel() > INT32_MAX)
+    return false;
+  const Tensor *w = &weights[0], *b = &weights[1];
+  for (const Tensor* t : {&gx, &h0, w, b})
+    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || !t->is_contiguous())
+      return false;
+  return g_fused && gx.dim() == 3 && h0.dim() == 2;
+}
+
+vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w,
+                               const Tensor& b, bool save) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), S = save ? L : 1;
+  Tensor ys = at::empty({L, N, H}, h0.options());
+  Tensor rz = at::empty({S, N, 2 * H}, h0.options()), n = at::empty({S, N, H}, h0.options());
+  Tensor gh = at::empty({S, N, 3 * H}, h0.options());
+  auto rz_t = rz.unbind(0), n_t = n.unbind(0);  // for ATen's sigmoid_ and tanh_
+  const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>(), *b_p = b.data_ptr<float>();
+  float *ys_p = ys.data_ptr<float>(), *rz_p = rz.data_ptr<float>(), *n_p = n.data_ptr<float>(),
+        *gh_p = gh.data_ptr<float>();
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t k = save ? t : 0;
+    const float* h = t > 0 ? ys_p + (t - 1) * N * H : h0.data_ptr<float>();
+    const float* gx_t = gx_p + t * N * 3 * H;
+    float *gh_k = gh_p + k * N * 3 * H, *rz_k = rz_p + k * N * 2 * H, *n_k = n_p + k * N * H;
+    // at::addmm_out(gh, b_hh, h, W.t()): the bias in every row, then C += h W^T
+    for (int64_t i = 0; i < N; ++i) std::memcpy(gh_k + i * 3 * H, b_p, 3 * H * sizeof(float));
+    gemm('t', 'n', 3 * H, N, H, w_p, H, h, H, gh_k, 3 * H);
+    gru_pre_rz_any(Rows(gx_t, 3 * H), Rows(gh_k, 3 * H), Rows(rz_k, 2 * H), N, 2 * H);
+    at::sigmoid_(rz_t[k]);
+    gru_pre_n_any(Rows(gx_t, 3 * H), Rows(gh_k, 3 * H), Rows(rz_k, 2 * H), Rows(n_k, H), N, H);
+    at::tanh_(n_t[k]);
+    gru_update_any(Rows(n_k, H), Rows(h, H), Rows(rz_k, 2 * H), Rows(ys_p + t * N * H, H), N, H);
+  }
+  vector<Tensor> out{ys, ys.select(0, L - 1)};
+  if (save) {
+    out.push_back(rz);
+    out.push_back(n);
+    out.push_back(gh.narrow(2, 2 * H, H));
+  }
+  return out;
+}
+
+bool raw_gru_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
+                  const vector<Tensor>& state0, const vector<Tensor>& saved,
+                  const vector<Tensor>& weights, const Opt& keep) {
+  if (!raw_gru(ys, state0[0], weights, keep) || saved.size() != 3) return false;
+  const Tensor& gh_n = saved[2];
+  for (const Tensor* t : {&d_final[0], &saved[0], &saved[1]})
+    if (t->scalar_type() != at::kFloat || !t->is_contiguous()) return false;
+  if (d_ys && (d_ys->scalar_type() != at::kFloat || !d_ys->is_contiguous())) return false;
+  return gh_n.scalar_type() == at::kFloat && gh_n.stride(2) == 1 &&
+         gh_n.stride(1) == 3 * ys.size(2) && gh_n.stride(0) == ys.size(1) * 3 * ys.size(2);
+}
+
+vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Tensor& ys,
+                                const Tensor& h0, const vector<Tensor>& saved, const Tensor& w) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
+  Tensor d_gx = at::empty({L, N, 3 * H}, ys.options()), d_rec = at::empty({L, N, H}, ys.options());
+  Tensor dh = d_final.clone(), next = at::empty({N, H}, ys.options());
+  const float *ys_p = ys.data_ptr<float>(), *rz_p = saved[0].data_ptr<float>(),
+              *n_p = saved[1].data_ptr<float>(), *ghn_p = saved[2].data_ptr<float>(),
+              *w_p = w.data_ptr<float>(), *dys_p = d_ys ? d_ys->data_ptr<float>() : nullptr;
+  float *dgx_p = d_gx.data_ptr<float>(), *drec_p = d_rec.data_ptr<float>();
+  for (int64_t t = L - 1; t >= 0; --t) {
+    float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
+    if (dys_p) {  // d_state[0] + d_ys[t]
+      const float* d = dys_p + t * NH;
+      for (int64_t i = 0; i < NH; ++i) g[i] = g[i] + d[i];
+    }
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    float *dgx_t = dgx_p + t * N * 3 * H, *drec_t = drec_p + t * NH;
+    gru_back_any(Rows(g, H), Rows(h, H), Rows(rz_p + t * N * 2 * H, 2 * H),
+                 Rows(n_p + t * NH, H), Rows(ghn_p + t * N * 3 * H, 3 * H), Rows(dgx_t, 3 * H),
+                 Rows(out, H), Rows(drec_t, H), N, H);
+    // at::addmm(dh_z, d_rz, W_rz).addmm_(d_rec, W_n), dh_z already in `out`
+    gemm('n', 'n', H, N, 2 * H, w_p, H, dgx_t, 3 * H, out, H);
+    gemm('n', 'n', H, N, H, w_p + 2 * H * H, H, drec_t, H, out, H);
+    std::swap(dh, next);
+  }
+  return {d_gx, dh, d_rec};
+}
+
 vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
+  if (raw_gru(gx, state[0], weights, keep))
+    return gru_forward_raw(gx, state[0], weights[0], weights[1], save);
   const Tensor wt = weights[0].t(), &b_hh = weights[1];
   const int64_t N = state[0].size(0), H = state[0].size(1);
   vector<Tensor> out = forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
@@ -257,6 +373,8 @@ vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor
 vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
+  if (raw_gru_back(d_ys, d_final, ys, state0, saved, weights, keep))
+    return gru_backward_raw(d_ys, d_final[0], ys, state0[0], saved, weights[0]);
   const int64_t H = state0[0].size(1);
   const Tensor w_rz = weights[0].narrow(0, 0, 2 * H), w_n = weights[0].narrow(0, 2 * H, H);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * H,

@@ -82,21 +82,26 @@ def load(verbose: bool = False) -> bool:
 
 
 def check_fused() -> bool:
-    """Whether the GRU's fused arithmetic (native.cpp) gives, on this machine, the same bits as
-    the ATen operations it replaces: one forward and backward of a small GRU, both ways. Where
-    it does not (another torch, a CPU where ATen rounds otherwise), the fused path is turned
-    off for the process, with a warning: the loops then call the ATen operations."""
+    """Whether the GRU's fused arithmetic and raw loop (native.cpp) give, on this machine, the
+    same bits as the ATen operations they replace: forward and backward of a small GRU, with
+    and without per-sample lengths, both ways. Where it does not (another torch, a CPU where
+    ATen rounds otherwise), the fused path is turned off for the process, with a warning: the
+    loops then call the ATen operations."""
     lib = torch.ops.warmup_rnn
     gen = torch.Generator().manual_seed(0)
     L, N, H = 5, 3, 21  # an odd width: vector bodies and scalar tails both
     gx, h0 = torch.randn(L, N, 3 * H, generator=gen), torch.randn(N, H, generator=gen)
     weights = [torch.randn(3 * H, H, generator=gen) / H**0.5, torch.randn(3 * H, generator=gen)]
     d_ys = torch.randn(L, N, H, generator=gen)
+    keep = torch.rand(L, N, 1, generator=gen) < 0.7  # per-sample lengths: the other path
 
     def both() -> list[torch.Tensor]:
-        ys, h, *saved = lib.gru_forward(gx, [h0], weights, None, True)
-        return [ys, h, *lib.gru_backward(d_ys, [torch.zeros_like(h)], ys, [h0], saved, weights,
-                                         None)]
+        out = []
+        for k in (None, keep):
+            ys, h, *saved = lib.gru_forward(gx, [h0], weights, k, True)
+            out += [ys, h, *lib.gru_backward(d_ys, [torch.zeros_like(h)], ys, [h0], saved,
+                                             weights, k)]
+        return out
 
     lib.set_fused(True)
     fused = both()
