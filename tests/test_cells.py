@@ -457,7 +457,8 @@ def test_the_cpp_loops_are_built_here():
         pytest.skip("no C++ compiler here: the Python loops only")
     assert native.load(), native._state.get("why")
     assert {n: make(n).native_ops() is not None for n in NATIVE} == dict.fromkeys(NATIVE, True)
-    # and the GRU's fused arithmetic reproduces ATen's roundings here (native.check_fused)
+    # and the fused arithmetic of the GRU and the RNN reproduces ATen's roundings here
+    # (native.check_fused)
     assert native._state["fused"]
 
 
@@ -493,17 +494,18 @@ def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, width, 
 
 
 @pytest.mark.parametrize("batch,width", [(1, 5), (2, 2), (2, 37), (33, 64)])
-def test_gru_raw_cpp_loop_at_the_edges_of_its_shapes(batch, width, monkeypatch):
-    """The GRU's raw loop (no lengths; its own BLAS calls) takes batch and width >= 2, the
-    tensor loop the rest: both equal the Python loop to the last bit, also at a batch and a
-    width that are not multiples of the vector length."""
+@pytest.mark.parametrize("name", ["gru", "rnn"])
+def test_raw_cpp_loop_at_the_edges_of_its_shapes(name, batch, width, monkeypatch):
+    """The raw loops of the GRU and the tanh RNN (no lengths; their own BLAS calls) take
+    batch and width >= 2, the tensor loop the rest: both equal the Python loop to the last
+    bit, also at a batch and a width that are not multiples of the vector length."""
     from src.cells import native
 
     if not native.load():
         pytest.skip("no C++ loops on this machine")
     torch.ops.warmup_rnn.set_fused(True)
     try:
-        cell = make("gru", h=width).float()
+        cell = make(name, h=width).float()
         g = torch.Generator().manual_seed(5)
         x = torch.randn(9, batch, I, generator=g)
         state = (torch.randn(batch, width, generator=g),)

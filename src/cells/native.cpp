@@ -245,23 +245,31 @@ extern "C" void sgemm_(const char* transa, const char* transb, const int* m, con
 
 namespace {
 
-// C (column-major, m x n, ldc) += op(A) op(B), as at::addmm hands it to sgemm_ (beta = 1).
+// C (column-major, m x n, ldc) = op(A) op(B) + beta C, as at::addmm (beta = 1) and at::mm
+// (beta = 0: C is not read) hand it to sgemm_.
 void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-          const float* b, int64_t ldb, float* c, int64_t ldc) {
+          const float* b, int64_t ldb, float* c, int64_t ldc, float beta = 1.0f) {
   const int m_ = m, n_ = n, k_ = k, lda_ = lda, ldb_ = ldb, ldc_ = ldc;
   const float one = 1.0f;
-  sgemm_(&ta, &tb, &m_, &n_, &k_, &one, a, &lda_, b, &ldb_, &one, c, &ldc_);
+  sgemm_(&ta, &tb, &m_, &n_, &k_, &one, a, &lda_, b, &ldb_, &beta, c, &ldc_);
+}
+
+// Whether a loop can run raw: no lengths, sgemm_ there, float32 contiguous CPU tensors, batch
+// and width >= 2 (so that each product has one set of BLAS arguments), int-sized.
+bool raw_ok(const Tensor& gx, const Tensor& h0, std::initializer_list<const Tensor*> more,
+            const Opt& keep) {
+  if (!g_fused || keep || sgemm_ == nullptr || gx.dim() != 3 || h0.dim() != 2 ||
+      gx.size(0) < 1 || gx.size(1) < 2 || h0.size(1) < 2 || gx.numel() > INT32_MAX)
+    return false;
+  for (const Tensor* t : more)
+    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || !t->is_contiguous())
+      return false;
+  return gx.scalar_type() == at::kFloat && gx.is_contiguous() && h0.is_contiguous() &&
+         h0.scalar_type() == at::kFloat;
 }
 
 bool raw_gru(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights, const Opt& keep) {
-  if (keep || sgemm_ == nullptr || gx.size(0) < 1 || gx.size(1) < 2 || h0.size(1) < 2 ||
-      gx.numel() > INT32_MAX)
-    return false;
-  const Tensor *w = &weights[0], *b = &weights[1];
-  for (const Tensor* t : {&gx, &h0, w, b})
-    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || !t->is_contiguous())
-      return false;
-  return g_fused && gx.dim() == 3 && h0.dim() == 2;
+  return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep);
 }
 
 vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w,
@@ -440,8 +448,71 @@ vector<Tensor> mgu_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
 }
 
 // -- tanh RNN (src/cells/rnn.py) -----------------------------------------------------------
+// Raw without lengths, as the GRU's: h_new = tanh(addmm(gx_t, h, W^T)), its product by sgemm_.
+vector<Tensor> rnn_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w, bool save) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), NH = N * H;
+  Tensor ys = at::empty({L, N, H}, h0.options());
+  Tensor pre = at::empty({save ? L : 1, N, H}, h0.options());  // aux: h_new (the tanh's output)
+  auto pre_t = pre.unbind(0);
+  const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>();
+  float *ys_p = ys.data_ptr<float>(), *pre_p = pre.data_ptr<float>();
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t k = save ? t : 0;
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    float* a = pre_p + k * NH;
+    std::memcpy(a, gx_p + t * NH, NH * sizeof(float));  // at::addmm(gx_t, h, W^T)
+    gemm('t', 'n', H, N, H, w_p, H, h, H, a, H);
+    at::tanh_(pre_t[k]);
+    std::memcpy(ys_p + t * NH, a, NH * sizeof(float));
+  }
+  vector<Tensor> out{ys, ys.select(0, L - 1)};
+  if (save) out.push_back(pre);
+  return out;
+}
+
+// d_pre = dh * (1 - h_new^2), written into d_gx.
+WARMUP_INLINE void rnn_back(const float* __restrict__ g, const float* __restrict__ hn,
+                            float* __restrict__ d, int64_t n) {
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) d[i] = g[i] * std::fma(-hn[i], hn[i], 1.0f);
+}
+__attribute__((target("avx2,fma"))) void rnn_back_avx2(const float* g, const float* hn, float* d,
+                                                        int64_t n) {
+  rnn_back(g, hn, d, n);
+}
+void rnn_back_any(const float* g, const float* hn, float* d, int64_t n) {
+  static const bool fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (fast) rnn_back_avx2(g, hn, d, n); else rnn_back(g, hn, d, n);
+}
+
+vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Tensor& h_new,
+                                const Tensor& w) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = h_new.size(0), N = h_new.size(1), H = h_new.size(2), NH = N * H;
+  Tensor d_gx = at::empty({L, N, H}, h_new.options());
+  Tensor dh = d_final.clone(), next = at::empty({N, H}, h_new.options());
+  const float *hn_p = h_new.data_ptr<float>(), *w_p = w.data_ptr<float>(),
+              *dys_p = d_ys ? d_ys->data_ptr<float>() : nullptr;
+  float* dgx_p = d_gx.data_ptr<float>();
+  for (int64_t t = L - 1; t >= 0; --t) {
+    float* g = dh.data_ptr<float>();
+    if (dys_p) {  // d_state[0] + d_ys[t]
+      const float* d = dys_p + t * NH;
+      for (int64_t i = 0; i < NH; ++i) g[i] = g[i] + d[i];
+    }
+    float* d_pre = dgx_p + t * NH;
+    rnn_back_any(g, hn_p + t * NH, d_pre, NH);
+    gemm('n', 'n', H, N, H, w_p, H, d_pre, H, next.data_ptr<float>(), H, 0.0f);  // at::mm(d_pre, W)
+    std::swap(dh, next);
+  }
+  return {d_gx, dh};
+}
+
 vector<Tensor> rnn_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
+  if (raw_ok(gx, state[0], {&weights[0]}, keep))
+    return rnn_forward_raw(gx, state[0], weights[0], save);
   const Tensor wt = weights[0].t();
   return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
                       const vector<Tensor>& s, Tensor h_out, Saver& sv) {
@@ -456,6 +527,9 @@ vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
   const Tensor& w_hh = weights[0];
+  if (raw_ok(ys, state0[0], {&w_hh, &d_final[0], &saved[0]}, keep) &&
+      (!d_ys || (d_ys->scalar_type() == at::kFloat && d_ys->is_contiguous())))
+    return rnn_backward_raw(d_ys, d_final[0], saved[0], w_hh);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, w_hh.size(0),
                        [&](const vector<Tensor>& ds, const vector<Tensor>&,
                            const vector<Tensor>& aux, Tensor d_pre, Tensor&) {

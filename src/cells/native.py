@@ -2,9 +2,10 @@
 
 The loops run the same ATen operations as the cells' Python hooks, so the numbers are the
 same to the last bit; they only skip the Python interpreter between operations, which is
-most of a step's cost at small sizes (README, "Speed"). The GRU's loop goes further: its
-additions, products and lerp run as one pass over the gates, with ATen's roundings, which
-:func:`check_fused` confirms once per process (else those steps call ATen, as before). The library is compiled on first use
+most of a step's cost at small sizes (README, "Speed"). The GRU's and the tanh RNN's loops go
+further: their elementwise arithmetic runs as one pass, with ATen's roundings, and without
+per-sample lengths on raw buffers with the BLAS calls of at::addmm, which :func:`check_fused`
+confirms once per process (else those steps call ATen, as before). The library is compiled on first use
 by :func:`torch.utils.cpp_extension.load` (a C++ compiler and ninja: ``pip install -e .``
 brings ninja, and ``make`` builds the library right after the install), into the virtual
 environment (``.venv/torch_extensions/``: each checkout its own build, so that two clones
@@ -82,25 +83,30 @@ def load(verbose: bool = False) -> bool:
 
 
 def check_fused() -> bool:
-    """Whether the GRU's fused arithmetic and raw loop (native.cpp) give, on this machine, the
-    same bits as the ATen operations they replace: forward and backward of a small GRU, with
-    and without per-sample lengths, both ways. Where it does not (another torch, a CPU where
-    ATen rounds otherwise), the fused path is turned off for the process, with a warning: the
-    loops then call the ATen operations."""
+    """Whether the fused arithmetic and raw loops of the GRU and the tanh RNN (native.cpp) give,
+    on this machine, the same bits as the ATen operations they replace: forward and backward
+    of a small layer, with and without per-sample lengths, both ways. Where they do not
+    (another torch, a CPU where ATen rounds otherwise), the fused path is turned off for the
+    process, with a warning: the loops then call the ATen operations."""
     lib = torch.ops.warmup_rnn
     gen = torch.Generator().manual_seed(0)
     L, N, H = 5, 3, 21  # an odd width: vector bodies and scalar tails both
-    gx, h0 = torch.randn(L, N, 3 * H, generator=gen), torch.randn(N, H, generator=gen)
-    weights = [torch.randn(3 * H, H, generator=gen) / H**0.5, torch.randn(3 * H, generator=gen)]
-    d_ys = torch.randn(L, N, H, generator=gen)
+    h0, d_ys = torch.randn(N, H, generator=gen), torch.randn(L, N, H, generator=gen)
     keep = torch.rand(L, N, 1, generator=gen) < 0.7  # per-sample lengths: the other path
+    cells = {"gru": (torch.randn(L, N, 3 * H, generator=gen),
+                     [torch.randn(3 * H, H, generator=gen) / H**0.5,
+                      torch.randn(3 * H, generator=gen)]),
+             "rnn": (torch.randn(L, N, H, generator=gen),
+                     [torch.randn(H, H, generator=gen) / H**0.5])}
 
     def both() -> list[torch.Tensor]:
         out = []
-        for k in (None, keep):
-            ys, h, *saved = lib.gru_forward(gx, [h0], weights, k, True)
-            out += [ys, h, *lib.gru_backward(d_ys, [torch.zeros_like(h)], ys, [h0], saved,
-                                             weights, k)]
+        for cell, (gx, weights) in cells.items():
+            forward, backward = getattr(lib, f"{cell}_forward"), getattr(lib, f"{cell}_backward")
+            for k in (None, keep):
+                ys, h, *saved = forward(gx, [h0], weights, k, True)
+                out += [ys, h, *backward(d_ys, [torch.zeros_like(h)], ys, [h0], saved, weights,
+                                         k)]
         return out
 
     lib.set_fused(True)
@@ -110,7 +116,7 @@ def check_fused() -> bool:
     same = len(fused) == len(plain) and all(torch.equal(a, b) for a, b in zip(fused, plain))
     lib.set_fused(same)
     if not same:
-        warnings.warn("the C++ loops' fused GRU arithmetic rounds differently from ATen's on this "
+        warnings.warn("the C++ loops' fused arithmetic rounds differently from ATen's on this "
                       "machine; the loops call ATen's operations instead (the same results as "
                       "the Python loops, a little slower)", stacklevel=3)
     return same
