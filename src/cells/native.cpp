@@ -134,7 +134,6 @@ WARMUP_DISPATCH(gru_update, (Rows n, Rows h, Rows rz, Rows out, int64_t N, int64
 WARMUP_DISPATCH(gru_back, (Rows dh, Rows h, Rows rz, Rows n, Rows gh_n, Rows d_gx, Rows dh_z,
                            Rows d_rec, int64_t N, int64_t H),
                 (dh, h, rz, n, gh_n, d_gx, dh_z, d_rec, N, H))
-#undef WARMUP_DISPATCH
 
 // Per-step quantities saved for the backward pass, written straight into (L, N, *) buffers
 // (a fresh buffer per quantity, allocated on its first step; without `save`, one scratch
@@ -477,14 +476,7 @@ WARMUP_INLINE void rnn_back(const float* __restrict__ g, const float* __restrict
 #pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) d[i] = g[i] * std::fma(-hn[i], hn[i], 1.0f);
 }
-__attribute__((target("avx2,fma"))) void rnn_back_avx2(const float* g, const float* hn, float* d,
-                                                        int64_t n) {
-  rnn_back(g, hn, d, n);
-}
-void rnn_back_any(const float* g, const float* hn, float* d, int64_t n) {
-  static const bool fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (fast) rnn_back_avx2(g, hn, d, n); else rnn_back(g, hn, d, n);
-}
+WARMUP_DISPATCH(rnn_back, (const float* g, const float* hn, float* d, int64_t n), (g, hn, d, n))
 
 vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Tensor& h_new,
                                 const Tensor& w) {
