@@ -494,22 +494,25 @@ def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, width, 
 
 
 @pytest.mark.parametrize("batch,width", [(1, 5), (2, 2), (2, 37), (33, 64)])
-@pytest.mark.parametrize("name", ["gru", "rnn"])
+@pytest.mark.parametrize("name", ["gru", "rnn", "lstm", "brc", "nbrc", "nbrc-lengths"])
 def test_raw_cpp_loop_at_the_edges_of_its_shapes(name, batch, width, monkeypatch):
-    """The raw loops of the GRU and the tanh RNN (no lengths; their own BLAS calls) take
-    batch and width >= 2, the tensor loop the rest: both equal the Python loop to the last
-    bit, also at a batch and a width that are not multiples of the vector length."""
+    """The raw loops (their own BLAS calls; the GRU's and the RNN's without lengths, the
+    LSTM's with them, its only use, the bistable cells' both ways) take batch and width >= 2,
+    the tensor loop the rest: both equal the Python loop to the last bit, also at a batch and
+    a width that are not multiples of the vector length."""
     from src.cells import native
 
     if not native.load():
         pytest.skip("no C++ loops on this machine")
     torch.ops.warmup_rnn.set_fused(True)
     try:
-        cell = make(name, h=width).float()
+        with_lengths = name in ("lstm", "nbrc-lengths")
+        cell = make(name.removesuffix("-lengths"), h=width).float()
         g = torch.Generator().manual_seed(5)
         x = torch.randn(9, batch, I, generator=g)
-        state = (torch.randn(batch, width, generator=g),)
-        on_cpp, on_python = run_both_loops(cell, monkeypatch, x, state, None)
+        state = tuple(torch.randn(batch, width, generator=g) for _ in range(cell.state_size))
+        lengths = torch.tensor([9, 0, 4, 12] * 9)[:batch] if with_lengths else None
+        on_cpp, on_python = run_both_loops(cell, monkeypatch, x, state, lengths)
     finally:
         torch.ops.warmup_rnn.set_fused(native._state.get("fused", True))
     for a, b in zip(on_cpp, on_python, strict=True):

@@ -7,7 +7,7 @@
 // than the arithmetic. tests/test_cells.py checks the equality on every path.
 //
 // Operators, in the namespace `warmup_rnn` (torch.ops.warmup_rnn.*), for CELL in
-// {gru, mgu, rnn, lstm}:
+// {gru, mgu, rnn, lstm, brc, nbrc}:
 //
 //   CELL_forward(gx, state[], weights[], keep?, save) -> [ys, *final_state, *saved]
 //     gx (L, N, G): the input projection of every step; state: the initial state; keep
@@ -253,18 +253,45 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int
   sgemm_(&ta, &tb, &m_, &n_, &k_, &one, a, &lda_, b, &ldb_, &beta, c, &ldc_);
 }
 
-// Whether a loop can run raw: no lengths, sgemm_ there, float32 contiguous CPU tensors, batch
-// and width >= 2 (so that each product has one set of BLAS arguments), int-sized.
+// Step t's (N, C) slice of an (S, N, C) buffer, as one view moved from step to step: the ATen
+// calls of the raw loops get a tensor without a new view per step.
+struct Slide {
+  Tensor view;
+  int64_t stride;
+  explicit Slide(const Tensor& buffer) : view(buffer.select(0, 0)), stride(buffer.stride(0)) {}
+  Tensor& operator[](int64_t t) {
+    view.unsafeGetTensorImpl()->set_storage_offset(t * stride);
+    return view;
+  }
+};
+
+// dst += src over n floats (d_state[0] + d_ys[t]; the mask's carried part after a product).
+WARMUP_INLINE void add_into(float* __restrict__ dst, const float* __restrict__ src, int64_t n) {
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) dst[i] = dst[i] + src[i];
+}
+WARMUP_DISPATCH(add_into, (float* dst, const float* src, int64_t n), (dst, src, n))
+
+// Whether a loop can run raw: no lengths (or, `with_keep`, lengths as raw_keep reads them),
+// sgemm_ there, float32 contiguous CPU tensors, batch and width >= 2 (so that each product has
+// one set of BLAS arguments), int-sized.
+bool raw_keep(const Opt& keep, const Tensor& gx);
+
 bool raw_ok(const Tensor& gx, const Tensor& h0, std::initializer_list<const Tensor*> more,
-            const Opt& keep) {
-  if (!g_fused || keep || sgemm_ == nullptr || gx.dim() != 3 || h0.dim() != 2 ||
+            const Opt& keep, bool with_keep = false) {
+  if (!g_fused || (keep && !(with_keep && raw_keep(keep, gx))) || sgemm_ == nullptr || gx.dim() != 3 || h0.dim() != 2 ||
       gx.size(0) < 1 || gx.size(1) < 2 || h0.size(1) < 2 || gx.numel() > INT32_MAX)
     return false;
   for (const Tensor* t : more)
     if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || !t->is_contiguous())
       return false;
-  return gx.scalar_type() == at::kFloat && gx.is_contiguous() && h0.is_contiguous() &&
-         h0.scalar_type() == at::kFloat;
+  // gx: contiguous steps, each at its own place or all at one (an input held constant in
+  // time, VAA's, projected once and expanded)
+  const int64_t step = gx.size(1) * gx.size(2);
+  return gx.scalar_type() == at::kFloat && gx.device().is_cpu() && gx.stride(2) == 1 &&
+         gx.stride(1) == gx.size(2) &&
+         (gx.size(0) == 1 || gx.stride(0) == 0 || gx.stride(0) == step) &&
+         h0.is_contiguous() && h0.scalar_type() == at::kFloat && h0.device().is_cpu();
 }
 
 bool raw_gru(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights, const Opt& keep) {
@@ -278,14 +305,14 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
   Tensor ys = at::empty({L, N, H}, h0.options());
   Tensor rz = at::empty({S, N, 2 * H}, h0.options()), n = at::empty({S, N, H}, h0.options());
   Tensor gh = at::empty({S, N, 3 * H}, h0.options());
-  auto rz_t = rz.unbind(0), n_t = n.unbind(0);  // for ATen's sigmoid_ and tanh_
+  Slide rz_t(rz), n_t(n);  // for ATen's sigmoid_ and tanh_
   const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>(), *b_p = b.data_ptr<float>();
   float *ys_p = ys.data_ptr<float>(), *rz_p = rz.data_ptr<float>(), *n_p = n.data_ptr<float>(),
         *gh_p = gh.data_ptr<float>();
   for (int64_t t = 0; t < L; ++t) {
     const int64_t k = save ? t : 0;
     const float* h = t > 0 ? ys_p + (t - 1) * N * H : h0.data_ptr<float>();
-    const float* gx_t = gx_p + t * N * 3 * H;
+    const float* gx_t = gx_p + t * gx.stride(0);
     float *gh_k = gh_p + k * N * 3 * H, *rz_k = rz_p + k * N * 2 * H, *n_k = n_p + k * N * H;
     // at::addmm_out(gh, b_hh, h, W.t()): the bias in every row, then C += h W^T
     for (int64_t i = 0; i < N; ++i) std::memcpy(gh_k + i * 3 * H, b_p, 3 * H * sizeof(float));
@@ -329,10 +356,7 @@ vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
   float *dgx_p = d_gx.data_ptr<float>(), *drec_p = d_rec.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
-    if (dys_p) {  // d_state[0] + d_ys[t]
-      const float* d = dys_p + t * NH;
-      for (int64_t i = 0; i < NH; ++i) g[i] = g[i] + d[i];
-    }
+    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
     const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
     float *dgx_t = dgx_p + t * N * 3 * H, *drec_t = drec_p + t * NH;
     gru_back_any(Rows(g, H), Rows(h, H), Rows(rz_p + t * N * 2 * H, 2 * H),
@@ -453,14 +477,14 @@ vector<Tensor> rnn_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
   const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), NH = N * H;
   Tensor ys = at::empty({L, N, H}, h0.options());
   Tensor pre = at::empty({save ? L : 1, N, H}, h0.options());  // aux: h_new (the tanh's output)
-  auto pre_t = pre.unbind(0);
+  Slide pre_t(pre);
   const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>();
   float *ys_p = ys.data_ptr<float>(), *pre_p = pre.data_ptr<float>();
   for (int64_t t = 0; t < L; ++t) {
     const int64_t k = save ? t : 0;
     const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
     float* a = pre_p + k * NH;
-    std::memcpy(a, gx_p + t * NH, NH * sizeof(float));  // at::addmm(gx_t, h, W^T)
+    std::memcpy(a, gx_p + t * gx.stride(0), NH * sizeof(float));  // at::addmm(gx_t, h, W^T)
     gemm('t', 'n', H, N, H, w_p, H, h, H, a, H);
     at::tanh_(pre_t[k]);
     std::memcpy(ys_p + t * NH, a, NH * sizeof(float));
@@ -489,10 +513,7 @@ vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
   float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float* g = dh.data_ptr<float>();
-    if (dys_p) {  // d_state[0] + d_ys[t]
-      const float* d = dys_p + t * NH;
-      for (int64_t i = 0; i < NH; ++i) g[i] = g[i] + d[i];
-    }
+    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
     float* d_pre = dgx_p + t * NH;
     rnn_back_any(g, hn_p + t * NH, d_pre, NH);
     gemm('n', 'n', H, N, H, w_p, H, d_pre, H, next.data_ptr<float>(), H, 0.0f);  // at::mm(d_pre, W)
@@ -532,8 +553,176 @@ vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
 }
 
 // -- LSTM (src/cells/lstm.py; its loop, used with `lengths`) ---------------------------------
+// Raw, as the GRU's, and with the lengths mask too (the LSTM's loop runs with lengths only:
+// without, the cell runs torch.lstm): the product by sgemm_ as at::addmm(gx_t, h, W^T); the
+// gates' sigmoid and tanh and tanh(c') stay ATen calls on the tensor path's views (so that each
+// element takes the same vector or scalar code); the rest is one pass per step, and the mask a
+// row copy (at::where selects, it does not compute).
+
+// c' = addcmul(f * c, i, g), the pre-mask cell state.
+WARMUP_INLINE void lstm_cell(Rows if_, Rows g, Rows c, Rows out, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ in = &if_(i, 0), * __restrict__ f = &if_(i, H), * __restrict__ gg = &g(i, 0),
+                * __restrict__ cc = &c(i, 0);
+    float* __restrict__ o = &out(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) o[j] = std::fma(in[j], gg[j], f[j] * cc[j]);
+  }
+}
+
+// h' = o * tanh(c'), then the mask: rows past their length keep h and c.
+WARMUP_INLINE void lstm_out(Rows o, Rows tc, Rows c_new, Rows h, Rows c, const bool* keep,
+                            Rows h_out, Rows c_out, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    if (keep && !keep[i]) {
+      std::memcpy(&h_out(i, 0), &h(i, 0), H * sizeof(float));
+      std::memcpy(&c_out(i, 0), &c(i, 0), H * sizeof(float));
+      continue;
+    }
+    const float* __restrict__ oo = &o(i, 0), * __restrict__ t = &tc(i, 0);
+    float* __restrict__ ho = &h_out(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) ho[j] = oo[j] * t[j];
+    if (&c_out(i, 0) != &c_new(i, 0)) std::memcpy(&c_out(i, 0), &c_new(i, 0), H * sizeof(float));
+  }
+}
+
+// One step back: from (dh, dc) after the mask (rows past their length take zeros, `zero`),
+// the gate gradients (i, f, g, o) into d_g, the c part of d_prev, and with a mask the part of dh
+// carried around the step (`around`, added after the product).
+WARMUP_INLINE void lstm_back(Rows dh, Rows dc, const bool* keep, const float* zero, Rows c,
+                             Rows if_, Rows g, Rows o, Rows tc, Rows d_g, Rows dc_out,
+                             Rows around, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const bool k = !keep || keep[i];
+    const float* __restrict__ gh = k ? &dh(i, 0) : zero, * __restrict__ gc = k ? &dc(i, 0) : zero;
+    const float* __restrict__ cc = &c(i, 0), * __restrict__ in = &if_(i, 0), * __restrict__ f = &if_(i, H),
+                * __restrict__ gg = &g(i, 0), * __restrict__ oo = &o(i, 0), * __restrict__ t = &tc(i, 0);
+    float* __restrict__ di = &d_g(i, 0), * __restrict__ df = &d_g(i, H), * __restrict__ dg = &d_g(i, 2 * H),
+          * __restrict__ d_o = &d_g(i, 3 * H), * __restrict__ dco = &dc_out(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const float d_c = std::fma(gh[j] * oo[j], std::fma(-t[j], t[j], 1.0f), gc[j]);
+      di[j] = (d_c * gg[j]) * std::fma(-in[j], in[j], in[j]);
+      df[j] = (d_c * cc[j]) * std::fma(-f[j], f[j], f[j]);
+      dg[j] = (d_c * in[j]) * std::fma(-gg[j], gg[j], 1.0f);
+      d_o[j] = (gh[j] * t[j]) * std::fma(-oo[j], oo[j], oo[j]);
+      dco[j] = d_c * f[j];
+    }
+    if (keep) {  // d_prev + where(keep, 0, d)
+      const float* __restrict__ ac = k ? zero : &dc(i, 0);
+      float* __restrict__ ah = &around(i, 0);
+#pragma GCC ivdep
+      for (int64_t j = 0; j < H; ++j) dco[j] = dco[j] + ac[j];
+      if (k) std::memset(ah, 0, H * sizeof(float));
+      else std::memcpy(ah, &dh(i, 0), H * sizeof(float));
+    }
+  }
+}
+WARMUP_DISPATCH(lstm_cell, (Rows if_, Rows g, Rows c, Rows out, int64_t N, int64_t H),
+                (if_, g, c, out, N, H))
+WARMUP_DISPATCH(lstm_out, (Rows o, Rows tc, Rows c_new, Rows h, Rows c, const bool* keep,
+                           Rows h_out, Rows c_out, int64_t N, int64_t H),
+                (o, tc, c_new, h, c, keep, h_out, c_out, N, H))
+WARMUP_DISPATCH(lstm_back, (Rows dh, Rows dc, const bool* keep, const float* zero, Rows c,
+                            Rows if_, Rows g, Rows o, Rows tc, Rows d_g, Rows dc_out,
+                            Rows around, int64_t N, int64_t H),
+                (dh, dc, keep, zero, c, if_, g, o, tc, d_g, dc_out, around, N, H))
+
+
+// The lengths mask as the raw loops read it: (L, N, 1) bool, contiguous, on the CPU.
+bool raw_keep(const Opt& keep, const Tensor& gx) {
+  return !keep || (keep->scalar_type() == at::kBool && keep->is_contiguous() &&
+                   keep->device().is_cpu() && keep->dim() == 3 && keep->size(0) == gx.size(0) &&
+                   keep->size(1) == gx.size(1) && keep->size(2) == 1);
+}
+
+vector<Tensor> lstm_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& c0,
+                                const Tensor& w, const Opt& keep, bool save) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), NH = N * H, S = save ? L : 1;
+  const auto opt = h0.options();
+  Tensor ys = at::empty({L, N, H}, opt), pre = at::empty({N, 4 * H}, opt);
+  Tensor cs = at::empty({save ? L : 2, N, H}, opt), c_new = at::empty({N, H}, opt);
+  Tensor if_ = at::empty({S, N, 2 * H}, opt), g = at::empty({S, N, H}, opt),
+         o = at::empty({S, N, H}, opt), tc = at::empty({S, N, H}, opt);
+  // the tensor path's views: ATen's sigmoid and tanh from the (N, 4H) pre-activations
+  auto pre_ = pre.split_with_sizes({2 * H, H, H}, 1);
+  Slide if_t(if_), g_t(g), o_t(o), tc_t(tc), cs_t(cs);
+  const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>();
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  float *ys_p = ys.data_ptr<float>(), *pre_p = pre.data_ptr<float>(), *cs_p = cs.data_ptr<float>(),
+        *cn_p = c_new.data_ptr<float>();
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t k = save ? t : 0;
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    const float* c = t > 0 ? cs_p + (save ? t - 1 : (t - 1) % 2) * NH : c0.data_ptr<float>();
+    float* c_out = cs_p + (save ? t : t % 2) * NH;
+    std::memcpy(pre_p, gx_p + t * gx.stride(0), N * 4 * H * sizeof(float));  // at::addmm(gx_t, h, W^T)
+    gemm('t', 'n', 4 * H, N, H, w_p, H, h, H, pre_p, 4 * H);
+    at::sigmoid_out(if_t[k], pre_[0]);
+    at::tanh_out(g_t[k], pre_[1]);
+    at::sigmoid_out(o_t[k], pre_[2]);
+    // without a mask c' is the state itself: written into its buffer, read by the tanh there
+    const bool direct = keep_p == nullptr;
+    Tensor& cn = direct ? cs_t[save ? t : t % 2] : c_new;
+    float* cn_p_t = direct ? c_out : cn_p;
+    const float* if_k = if_t[k].data_ptr<float>();
+    lstm_cell_any(Rows(if_k, 2 * H), Rows(g_t[k].data_ptr<float>(), H), Rows(c, H),
+                  Rows(cn_p_t, H), N, H);
+    at::tanh_out(tc_t[k], cn);
+    lstm_out_any(Rows(o_t[k].data_ptr<float>(), H), Rows(tc_t[k].data_ptr<float>(), H),
+                 Rows(cn_p_t, H), Rows(h, H), Rows(c, H), keep_p ? keep_p + t * N : nullptr,
+                 Rows(ys_p + t * NH, H), Rows(c_out, H), N, H);
+  }
+  vector<Tensor> out{ys, ys.select(0, L - 1), cs.select(0, save ? L - 1 : (L - 1) % 2)};
+  if (save) {
+    out.push_back(cs);
+    for (const Tensor* s : {&if_, &g, &o, &tc}) out.push_back(*s);
+  }
+  return out;
+}
+
+vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final,
+                                 const Tensor& ys, const vector<Tensor>& state0,
+                                 const vector<Tensor>& saved, const Tensor& w, const Opt& keep) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
+  const auto opt = ys.options();
+  Tensor d_gx = at::empty({L, N, 4 * H}, opt), around = at::empty({N, H}, opt);
+  Tensor dh = d_final[0].contiguous().clone(), dc = d_final[1].contiguous().clone();
+  Tensor dh_next = at::empty({N, H}, opt), dc_next = at::empty({N, H}, opt);
+  Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
+  vector<float> zero(H, 0.0f);
+  const float *ys_p = ys.data_ptr<float>(), *cs_p = saved[0].data_ptr<float>(),
+              *if_p = saved[1].data_ptr<float>(), *g_p = saved[2].data_ptr<float>(),
+              *o_p = saved[3].data_ptr<float>(), *tc_p = saved[4].data_ptr<float>(),
+              *w_p = w.data_ptr<float>(), *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  float *dgx_p = d_gx.data_ptr<float>(), *ar_p = around.data_ptr<float>();
+  for (int64_t t = L - 1; t >= 0; --t) {
+    float *gh = dh.data_ptr<float>(), *gc = dc.data_ptr<float>();
+    if (dys_p) add_into_any(gh, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const float* c = t > 0 ? cs_p + (t - 1) * NH : state0[1].data_ptr<float>();
+    float* d_g = dgx_p + t * N * 4 * H;
+    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
+    lstm_back_any(Rows(gh, H), Rows(gc, H), keep_t, zero.data(), Rows(c, H),
+                  Rows(if_p + t * N * 2 * H, 2 * H), Rows(g_p + t * NH, H), Rows(o_p + t * NH, H),
+                  Rows(tc_p + t * NH, H), Rows(d_g, 4 * H), Rows(dc_next.data_ptr<float>(), H),
+                  Rows(ar_p, H), N, H);
+    float* hn = dh_next.data_ptr<float>();
+    gemm('n', 'n', H, N, 4 * H, w_p, H, d_g, 4 * H, hn, H, 0.0f);  // at::matmul(d_gates, W)
+    if (keep_t) add_into_any(hn, ar_p, NH);
+    std::swap(dh, dh_next);
+    std::swap(dc, dc_next);
+  }
+  return {d_gx, dh, dc};
+}
+
 vector<Tensor> lstm_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                             const Opt& keep, bool save) {
+  if (raw_ok(gx, state[0], {&weights[0], &state[1]}, keep, true))
+    return lstm_forward_raw(gx, state[0], state[1], weights[0], keep, save);
   const Tensor wt = weights[0].t();
   const int64_t N = state[0].size(0), H = state[0].size(1);
   return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
@@ -557,6 +746,11 @@ vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
                              const Opt& keep) {
   const Tensor& w_hh = weights[0];
   const int64_t H = state0[0].size(1);
+  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
+  if (saved.size() == 5 && raw_ok(ys, state0[0], {&w_hh, &state0[1], &saved[0], &saved[1],
+                                                  &saved[2], &saved[3], &saved[4]}, keep, true) &&
+      f32(d_final[0]) && f32(d_final[1]) && (!d_ys || f32(*d_ys)))  // these made contiguous
+    return lstm_backward_raw(d_ys, d_final, ys, state0, saved, w_hh, keep);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, 4 * H,
                        [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
                            const vector<Tensor>& aux, Tensor d_gates, Tensor&) {
@@ -575,6 +769,288 @@ vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
   });
 }
 
+// -- BRC and nBRC (src/cells/brc.py, nbrc.py) -----------------------------------------------
+// Both with and without lengths on raw buffers (their loops run with lengths in warm-up and
+// VAA): the BRC's recurrence is elementwise (no product at all), the nBRC's gates take one
+// product, by sgemm_ as at::addmm(gx_ca, h, W^T). sigmoid and tanh stay ATen calls, on views
+// laid out as the tensor path's.
+
+// a = 1 + tanh(.), already in `a`; h~ before its tanh: addcmul(gx_h, a, h).
+WARMUP_INLINE void bistable_pre_h(Rows gx, Rows a, Rows h, Rows pre, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ g = &gx(i, 2 * H), * __restrict__ hh = &h(i, 0);
+    float* __restrict__ aa = &a(i, 0), * __restrict__ o = &pre(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      aa[j] = aa[j] + 1.0f;
+      o[j] = std::fma(aa[j], hh[j], g[j]);
+    }
+  }
+}
+
+// h' = lerp(h~, h, c) (ATen's two-sided formula, as the GRU's), then the mask.
+WARMUP_INLINE void bistable_update(Rows ht, Rows h, Rows c, const bool* keep, Rows out,
+                                   int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    if (keep && !keep[i]) {
+      std::memcpy(&out(i, 0), &h(i, 0), H * sizeof(float));
+      continue;
+    }
+    const float* __restrict__ a = &ht(i, 0), * __restrict__ e = &h(i, 0), * __restrict__ w = &c(i, 0);
+    float* __restrict__ o = &out(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const float diff = e[j] - a[j];
+      const float low = std::fma(w[j], diff, a[j]), high = std::fma(-diff, 1.0f - w[j], e[j]);
+      o[j] = std::fabs(w[j]) < 0.5f ? low : high;
+    }
+  }
+}
+
+// BRC before its sigmoid and tanh: addcmul(gx_c, w_c, h), addcmul(gx_a, w_a, h).
+WARMUP_INLINE void brc_pre(Rows gx, const float* __restrict__ w_c, const float* __restrict__ w_a,
+                           Rows h, Rows c, Rows a, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ gc = &gx(i, 0), * __restrict__ ga = &gx(i, H), * __restrict__ hh = &h(i, 0);
+    float* __restrict__ cc = &c(i, 0), * __restrict__ aa = &a(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      cc[j] = std::fma(w_c[j], hh[j], gc[j]);
+      aa[j] = std::fma(w_a[j], hh[j], ga[j]);
+    }
+  }
+}
+
+// One step back (bistable_backward in brc.py): the pre-activation gradients (c, a, h~) into
+// d_g, and the part of d_prev that does not pass through the gates' recurrent weights,
+// dh c + d_h~ a, plus (BRC, w_c and w_a given) its diagonal recurrent terms. Rows past their
+// length take zeros (`zero`); with a mask, `around` gets what the step carries past them.
+WARMUP_INLINE void bistable_back(Rows dh, const bool* keep, const float* zero, Rows h, Rows c,
+                                 Rows a, Rows ht, const float* w_c, const float* w_a, Rows d_g,
+                                 Rows d_prev, Rows around, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const bool k = !keep || keep[i];
+    const float* __restrict__ g = k ? &dh(i, 0) : zero;
+    const float* __restrict__ hh = &h(i, 0), * __restrict__ cc = &c(i, 0), * __restrict__ aa = &a(i, 0),
+                * __restrict__ t = &ht(i, 0);
+    float* __restrict__ dc = &d_g(i, 0), * __restrict__ da = &d_g(i, H), * __restrict__ dt = &d_g(i, 2 * H),
+          * __restrict__ dp = &d_prev(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const float dh_c = g[j] * cc[j];
+      const float d_t = (g[j] - dh_c) * std::fma(-t[j], t[j], 1.0f);
+      dt[j] = d_t;
+      da[j] = (d_t * hh[j]) * std::fma(-aa[j], aa[j], 2.0f * aa[j]);
+      dc[j] = (g[j] * (hh[j] - t[j])) * std::fma(-cc[j], cc[j], cc[j]);
+      dp[j] = std::fma(d_t, aa[j], dh_c);
+    }
+    if (w_c) {  // BRC: .addcmul_(d_pa, w_a).addcmul_(d_pc, w_c)
+#pragma GCC ivdep
+      for (int64_t j = 0; j < H; ++j) dp[j] = std::fma(dc[j], w_c[j], std::fma(da[j], w_a[j], dp[j]));
+    }
+    if (keep) {
+      float* __restrict__ ah = &around(i, 0);
+      if (k) std::memset(ah, 0, H * sizeof(float));
+      else std::memcpy(ah, &dh(i, 0), H * sizeof(float));
+    }
+  }
+}
+WARMUP_DISPATCH(bistable_pre_h, (Rows gx, Rows a, Rows h, Rows pre, int64_t N, int64_t H),
+                (gx, a, h, pre, N, H))
+WARMUP_DISPATCH(bistable_update, (Rows ht, Rows h, Rows c, const bool* keep, Rows out, int64_t N,
+                                  int64_t H),
+                (ht, h, c, keep, out, N, H))
+WARMUP_DISPATCH(brc_pre, (Rows gx, const float* w_c, const float* w_a, Rows h, Rows c, Rows a,
+                          int64_t N, int64_t H),
+                (gx, w_c, w_a, h, c, a, N, H))
+WARMUP_DISPATCH(bistable_back, (Rows dh, const bool* keep, const float* zero, Rows h, Rows c,
+                                Rows a, Rows ht, const float* w_c, const float* w_a, Rows d_g,
+                                Rows d_prev, Rows around, int64_t N, int64_t H),
+                (dh, keep, zero, h, c, a, ht, w_c, w_a, d_g, d_prev, around, N, H))
+
+// The forward loop of either cell; `w` the nBRC's (2H, H) matrix, or the BRC's w_c and w_a.
+vector<Tensor> bistable_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor* w,
+                                    const Tensor* w_c, const Tensor* w_a, const Opt& keep,
+                                    bool save) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), NH = N * H, S = save ? L : 1;
+  const auto opt = h0.options();
+  Tensor ys = at::empty({L, N, H}, opt), pre = at::empty({N, 2 * H}, opt);
+  Tensor c = at::empty({S, N, H}, opt), a = at::empty({S, N, H}, opt), ht = at::empty({S, N, H}, opt);
+  Slide c_t(c), a_t(a), ht_t(ht);
+  auto pre_ = pre.split(H, 1);  // the nBRC's pre-activations of c and a, as the tensor path's views
+  const float* gx_p = gx.data_ptr<float>();
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  float *ys_p = ys.data_ptr<float>(), *pre_p = pre.data_ptr<float>();
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t k = save ? t : 0;
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    const float* gx_t = gx_p + t * gx.stride(0);
+    float *c_k = c.data_ptr<float>() + k * NH, *a_k = a.data_ptr<float>() + k * NH,
+          *ht_k = ht.data_ptr<float>() + k * NH;
+    if (w) {  // at::addmm(gx_ca, h, W^T), then sigmoid and tanh of its two halves
+      for (int64_t i = 0; i < N; ++i)
+        std::memcpy(pre_p + i * 2 * H, gx_t + i * 3 * H, 2 * H * sizeof(float));
+      gemm('t', 'n', 2 * H, N, H, w->data_ptr<float>(), H, h, H, pre_p, 2 * H);
+      at::sigmoid_out(c_t[k], pre_[0]);
+      at::tanh_out(a_t[k], pre_[1]);
+    } else {
+      brc_pre_any(Rows(gx_t, 3 * H), w_c->data_ptr<float>(), w_a->data_ptr<float>(), Rows(h, H),
+                  Rows(c_k, H), Rows(a_k, H), N, H);
+      at::sigmoid_(c_t[k]);
+      at::tanh_(a_t[k]);
+    }
+    bistable_pre_h_any(Rows(gx_t, 3 * H), Rows(a_k, H), Rows(h, H), Rows(ht_k, H), N, H);
+    at::tanh_(ht_t[k]);
+    bistable_update_any(Rows(ht_k, H), Rows(h, H), Rows(c_k, H), keep_p ? keep_p + t * N : nullptr,
+                        Rows(ys_p + t * NH, H), N, H);
+  }
+  vector<Tensor> out{ys, ys.select(0, L - 1)};
+  if (save)
+    for (const Tensor* s : {&c, &a, &ht}) out.push_back(*s);
+  return out;
+}
+
+vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, const Tensor& ys,
+                                     const Tensor& h0, const vector<Tensor>& saved,
+                                     const Tensor* w, const Tensor* w_c, const Tensor* w_a,
+                                     const Opt& keep) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
+  const auto opt = ys.options();
+  Tensor d_gx = at::empty({L, N, 3 * H}, opt), around = at::empty({N, H}, opt);
+  Tensor dh = d_final.contiguous().clone(), next = at::empty({N, H}, opt);
+  Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
+  vector<float> zero(H, 0.0f);
+  const float *ys_p = ys.data_ptr<float>(), *c_p = saved[0].data_ptr<float>(),
+              *a_p = saved[1].data_ptr<float>(), *ht_p = saved[2].data_ptr<float>(),
+              *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
+  const float *wc_p = w_c ? w_c->data_ptr<float>() : nullptr,
+              *wa_p = w_a ? w_a->data_ptr<float>() : nullptr;
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  float *dgx_p = d_gx.data_ptr<float>(), *ar_p = around.data_ptr<float>();
+  for (int64_t t = L - 1; t >= 0; --t) {
+    float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
+    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    float* d_g = dgx_p + t * N * 3 * H;
+    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
+    bistable_back_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(c_p + t * NH, H),
+                      Rows(a_p + t * NH, H), Rows(ht_p + t * NH, H), wc_p, wa_p,
+                      Rows(d_g, 3 * H), Rows(out, H), Rows(ar_p, H), N, H);
+    if (w)  // at::addmm(d_h, d_gx[:, :2H], W)
+      gemm('n', 'n', H, N, 2 * H, w->data_ptr<float>(), H, d_g, 3 * H, out, H);
+    if (keep_t) add_into_any(out, ar_p, NH);
+    std::swap(dh, next);
+  }
+  return {d_gx, dh};
+}
+
+bool raw_bistable(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights,
+                  const Opt& keep) {
+  if (weights.size() == 1)
+    return raw_ok(gx, h0, {&weights[0]}, keep, true);
+  return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep, true);
+}
+
+bool raw_bistable_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
+                       const vector<Tensor>& state0, const vector<Tensor>& saved,
+                       const vector<Tensor>& weights, const Opt& keep) {
+  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
+  return saved.size() == 3 && raw_bistable(ys, state0[0], weights, keep) &&
+         raw_ok(ys, state0[0], {&saved[0], &saved[1], &saved[2]}, keep, true) &&
+         f32(d_final[0]) && (!d_ys || f32(*d_ys));  // these two made contiguous
+}
+
+// The tensor path (the hooks' ATen operations one by one): where the raw loop does not apply.
+vector<Tensor> bistable_update_tensors(const Tensor& gx_t, const Tensor& h, const Tensor& c,
+                                       const Tensor& a, Tensor h_out, Saver& sv, int64_t t) {
+  const int64_t H = h.size(1);
+  Tensor ht = sv.at(2, t, h.sizes(), h);
+  at::tanh_out(ht, at::addcmul(gx_t.narrow(1, 2 * H, H), a, h));
+  at::lerp_out(h_out, ht, h, c);
+  return vector<Tensor>{h_out};
+}
+
+vector<Tensor> brc_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                           const Opt& keep, bool save) {
+  if (raw_bistable(gx, state[0], weights, keep))
+    return bistable_forward_raw(gx, state[0], nullptr, &weights[0], &weights[1], keep, save);
+  const Tensor &w_c = weights[0], &w_a = weights[1];
+  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    const Tensor& h = s[0];
+    const int64_t H = h.size(1);
+    Tensor c = sv.at(0, t, h.sizes(), h), a = sv.at(1, t, h.sizes(), h);
+    at::sigmoid_out(c, at::addcmul(gx_t.narrow(1, 0, H), w_c, h));
+    at::tanh_out(a, at::addcmul(gx_t.narrow(1, H, H), w_a, h)).add_(1);
+    return bistable_update_tensors(gx_t, h, c, a, h_out, sv, t);
+  });
+}
+
+vector<Tensor> nbrc_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                            const Opt& keep, bool save) {
+  if (raw_bistable(gx, state[0], weights, keep))
+    return bistable_forward_raw(gx, state[0], &weights[0], nullptr, nullptr, keep, save);
+  const Tensor wt = weights[0].t();
+  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    const Tensor& h = s[0];
+    const int64_t H = h.size(1);
+    auto pre = at::addmm(gx_t.narrow(1, 0, 2 * H), h, wt).split(H, 1);
+    Tensor c = sv.at(0, t, h.sizes(), h), a = sv.at(1, t, h.sizes(), h);
+    at::sigmoid_out(c, pre[0]);
+    at::tanh_out(a, pre[1]).add_(1);
+    return bistable_update_tensors(gx_t, h, c, a, h_out, sv, t);
+  });
+}
+
+// bistable_backward of brc.py, one ATen operation at a time: writes d_gx, returns d_h.
+Tensor bistable_back_tensors(const Tensor& dh, const Tensor& h, const vector<Tensor>& aux,
+                             Tensor d_gx) {
+  const Tensor &c = aux[0], &a = aux[1], &ht = aux[2];
+  auto d = d_gx.split(h.size(1), 1);
+  Tensor dh_c = dh * c;
+  Tensor one = at::ones_like(h.select(0, 0));
+  at::mul_out(d[2], dh - dh_c, at::addcmul(one, ht, ht, -1));
+  at::mul_out(d[1], d[2] * h, at::addcmul(2 * a, a, a, -1));
+  at::mul_out(d[0], dh * (h - ht), at::addcmul(c, c, c, -1));
+  return at::addcmul(dh_c, d[2], a);
+}
+
+vector<Tensor> brc_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                            vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                            const Opt& keep) {
+  if (raw_bistable_back(d_ys, d_final, ys, state0, saved, weights, keep))
+    return bistable_backward_raw(d_ys, d_final[0], ys, state0[0], saved, nullptr, &weights[0],
+                                 &weights[1], keep);
+  const Tensor &w_c = weights[0], &w_a = weights[1];
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * ys.size(2),
+                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
+                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
+    const int64_t H = prev[0].size(1);
+    Tensor d_h = bistable_back_tensors(ds[0], prev[0], aux, d_gx);
+    return vector<Tensor>{d_h.addcmul_(d_gx.narrow(1, H, H), w_a)
+                              .addcmul_(d_gx.narrow(1, 0, H), w_c)};
+  });
+}
+
+vector<Tensor> nbrc_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                             const Opt& keep) {
+  if (raw_bistable_back(d_ys, d_final, ys, state0, saved, weights, keep))
+    return bistable_backward_raw(d_ys, d_final[0], ys, state0[0], saved, &weights[0], nullptr,
+                                 nullptr, keep);
+  const Tensor& w_hh = weights[0];
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * ys.size(2),
+                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
+                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
+    const int64_t H = prev[0].size(1);
+    Tensor d_h = bistable_back_tensors(ds[0], prev[0], aux, d_gx);
+    return vector<Tensor>{at::addmm(d_h, d_gx.narrow(1, 0, 2 * H), w_hh)};
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(warmup_rnn, m) {
@@ -586,6 +1062,10 @@ TORCH_LIBRARY(warmup_rnn, m) {
   m.def("rnn_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
   m.def("lstm_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
   m.def("lstm_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+  m.def("brc_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
+  m.def("brc_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
+  m.def("nbrc_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
+  m.def("nbrc_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
   // Whether the GRU's fused arithmetic is used (see "Fused elementwise arithmetic"); returns
   // the previous setting.
   m.def("set_fused(bool on) -> bool", [](bool on) {
@@ -604,4 +1084,8 @@ TORCH_LIBRARY_IMPL(warmup_rnn, CompositeExplicitAutograd, m) {
   m.impl("rnn_backward", &rnn_backward);
   m.impl("lstm_forward", &lstm_forward);
   m.impl("lstm_backward", &lstm_backward);
+  m.impl("brc_forward", &brc_forward);
+  m.impl("brc_backward", &brc_backward);
+  m.impl("nbrc_forward", &nbrc_forward);
+  m.impl("nbrc_backward", &nbrc_backward);
 }

@@ -2,10 +2,11 @@
 
 The loops run the same ATen operations as the cells' Python hooks, so the numbers are the
 same to the last bit; they only skip the Python interpreter between operations, which is
-most of a step's cost at small sizes (README, "Speed"). The GRU's and the tanh RNN's loops go
-further: their elementwise arithmetic runs as one pass, with ATen's roundings, and without
-per-sample lengths on raw buffers with the BLAS calls of at::addmm, which :func:`check_fused`
-confirms once per process (else those steps call ATen, as before). The library is compiled on first use
+most of a step's cost at small sizes (README, "Speed"). The GRU's, the tanh RNN's and the
+LSTM's loops go further: their elementwise arithmetic runs as one pass, with ATen's roundings,
+on raw buffers with the BLAS calls of at::addmm (the GRU's and the RNN's without per-sample
+lengths, the LSTM's with them too), which :func:`check_fused` confirms once per process (else
+those steps call ATen, as before). The library is compiled on first use
 by :func:`torch.utils.cpp_extension.load` (a C++ compiler and ninja: ``pip install -e .``
 brings ninja, and ``make`` builds the library right after the install), into the virtual
 environment (``.venv/torch_extensions/``: each checkout its own build, so that two clones
@@ -31,7 +32,7 @@ import torch
 SOURCE = Path(__file__).with_name("native.cpp")
 NAME = "warmup_rnn_native"
 #: The cells with a loop in native.cpp (``RecurrentCell.native``).
-CELLS = ("gru", "mgu", "rnn", "lstm")
+CELLS = ("gru", "mgu", "rnn", "lstm", "brc", "nbrc")
 
 _state: dict = {}
 
@@ -83,9 +84,10 @@ def load(verbose: bool = False) -> bool:
 
 
 def check_fused() -> bool:
-    """Whether the fused arithmetic and raw loops of the GRU and the tanh RNN (native.cpp) give,
-    on this machine, the same bits as the ATen operations they replace: forward and backward
-    of a small layer, with and without per-sample lengths, both ways. Where they do not
+    """Whether the fused arithmetic and raw loops of the GRU, the tanh RNN, the LSTM, the BRC
+    and the nBRC (native.cpp) give, on this machine, the same bits as the ATen operations they
+    replace: forward and backward of a small layer, with and without per-sample lengths, both
+    ways. Where they do not
     (another torch, a CPU where ATen rounds otherwise), the fused path is turned off for the
     process, with a warning: the loops then call the ATen operations."""
     lib = torch.ops.warmup_rnn
@@ -93,20 +95,28 @@ def check_fused() -> bool:
     L, N, H = 5, 3, 21  # an odd width: vector bodies and scalar tails both
     h0, d_ys = torch.randn(N, H, generator=gen), torch.randn(L, N, H, generator=gen)
     keep = torch.rand(L, N, 1, generator=gen) < 0.7  # per-sample lengths: the other path
-    cells = {"gru": (torch.randn(L, N, 3 * H, generator=gen),
+    c0 = torch.randn(N, H, generator=gen)
+    cells = {"gru": (torch.randn(L, N, 3 * H, generator=gen), [h0],
                      [torch.randn(3 * H, H, generator=gen) / H**0.5,
                       torch.randn(3 * H, generator=gen)]),
-             "rnn": (torch.randn(L, N, H, generator=gen),
-                     [torch.randn(H, H, generator=gen) / H**0.5])}
+             "rnn": (torch.randn(L, N, H, generator=gen), [h0],
+                     [torch.randn(H, H, generator=gen) / H**0.5]),
+             "lstm": (torch.randn(L, N, 4 * H, generator=gen), [h0, c0],
+                      [torch.randn(4 * H, H, generator=gen) / H**0.5]),
+             "brc": (torch.randn(L, N, 3 * H, generator=gen), [h0],
+                     [torch.randn(H, generator=gen), torch.randn(H, generator=gen)]),
+             "nbrc": (torch.randn(L, N, 3 * H, generator=gen), [h0],
+                      [torch.randn(2 * H, H, generator=gen) / H**0.5])}
 
     def both() -> list[torch.Tensor]:
         out = []
-        for cell, (gx, weights) in cells.items():
+        for cell, (gx, state, weights) in cells.items():
             forward, backward = getattr(lib, f"{cell}_forward"), getattr(lib, f"{cell}_backward")
             for k in (None, keep):
-                ys, h, *saved = forward(gx, [h0], weights, k, True)
-                out += [ys, h, *backward(d_ys, [torch.zeros_like(h)], ys, [h0], saved, weights,
-                                         k)]
+                ys, *rest = forward(gx, state, weights, k, True)
+                final, saved = rest[:len(state)], rest[len(state):]
+                d_final = [torch.full_like(s, 0.5) for s in final]
+                out += [ys, *final, *backward(d_ys, d_final, ys, state, saved, weights, k)]
         return out
 
     lib.set_fused(True)
