@@ -480,6 +480,8 @@ def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, width, 
     name = name.removesuffix("-unfused")
     try:
         cell = make(name, h=width).float()
+        if cell.has_sequence_kernel and not with_lengths:
+            pytest.skip("without lengths the LSTMs run torch.lstm, not the C++ loop")
         cell.weight_ih.requires_grad_(False)  # a frozen weight, as for the warmed/plain split
         g = torch.Generator().manual_seed(3)
         x = torch.randn(23, 6, I, generator=g)
@@ -494,20 +496,22 @@ def test_cpp_loop_is_the_python_loop_to_the_last_bit(name, with_lengths, width, 
 
 
 @pytest.mark.parametrize("batch,width", [(1, 5), (2, 2), (2, 37), (33, 64)])
-@pytest.mark.parametrize("name", ["gru", "rnn", "lstm", "brc", "nbrc", "nbrc-lengths"])
-def test_raw_cpp_loop_at_the_edges_of_its_shapes(name, batch, width, monkeypatch):
-    """The raw loops (their own BLAS calls; the GRU's and the RNN's without lengths, the
-    LSTM's with them, its only use, the bistable cells' both ways) take batch and width >= 2,
-    the tensor loop the rest: both equal the Python loop to the last bit, also at a batch and
-    a width that are not multiples of the vector length."""
+@pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
+@pytest.mark.parametrize("name", NATIVE)
+def test_raw_cpp_loop_at_the_edges_of_its_shapes(name, with_lengths, batch, width, monkeypatch):
+    """The raw loops (their own BLAS calls) take batch and width >= 2, the tensor loop the
+    rest: both equal the Python loop to the last bit, with and without lengths (the LSTM's
+    loop runs with lengths only: without, the cell runs torch.lstm), also at a batch and a
+    width that are not multiples of the vector length."""
     from src.cells import native
 
     if not native.load():
         pytest.skip("no C++ loops on this machine")
     torch.ops.warmup_rnn.set_fused(True)
     try:
-        with_lengths = name in ("lstm", "nbrc-lengths")
-        cell = make(name.removesuffix("-lengths"), h=width).float()
+        cell = make(name, h=width).float()
+        if cell.has_sequence_kernel and not with_lengths:
+            pytest.skip("without lengths the LSTMs run torch.lstm, not the C++ loop")
         g = torch.Generator().manual_seed(5)
         x = torch.randn(9, batch, I, generator=g)
         state = tuple(torch.randn(batch, width, generator=g) for _ in range(cell.state_size))

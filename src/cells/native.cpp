@@ -1,10 +1,15 @@
 // The time loops of the built-in cells in C++ (src/cells/native.py builds and loads this file).
 //
-// Each loop runs, step by step, exactly the ATen operations that the cell's Python hooks
-// (fused_step, fused_step_backward in src/cells/*.py) run, on tensors of the same shapes and
-// layouts, so the results are the same to the last bit; what goes away is the Python
-// interpreter between the operations, which at small sizes (32 units, batch 32) costs more
-// than the arithmetic. tests/test_cells.py checks the equality on every path.
+// Each loop computes, step by step, what the cell's Python hooks (fused_step,
+// fused_step_backward in src/cells/*.py) compute, with the same roundings, so the results are
+// the same to the last bit. Two paths: the tensor path runs the hooks' ATen operations on
+// tensors of the same shapes and layouts; the raw path (every cell, where raw_ok allows it)
+// runs the elementwise arithmetic as fused passes that round as those operations do, the
+// products as the BLAS calls they make, and sigmoid and tanh as ATen calls on the same
+// layouts. What goes away is the Python interpreter between the operations and ATen's
+// per-operation overhead, which at small sizes (32 units, batch 32) cost more than the
+// arithmetic. tests/test_cells.py checks the equality on every path; native.py's check_fused
+// checks the raw path once per process and turns it off where the roundings differ.
 //
 // Operators, in the namespace `warmup_rnn` (torch.ops.warmup_rnn.*), for CELL in
 // {gru, mgu, rnn, lstm, brc, nbrc}:
@@ -96,11 +101,12 @@ WARMUP_INLINE void gru_update(Rows n, Rows h, Rows rz, Rows out, int64_t N, int6
   }
 }
 
-// GRU backwards: the gradients of the pre-activations (r, z, n), dh * z and d_rec = d_n * r.
-WARMUP_INLINE void gru_back(Rows dh, Rows h, Rows rz, Rows n, Rows gh_n, Rows d_gx, Rows dh_z,
-                            Rows d_rec, int64_t N, int64_t H) {
+// GRU backwards: the gradients of the pre-activations (r, z, n), dh * z and d_rec = d_n * r;
+// with `keep` (the raw loop with lengths), rows past their length take zeros (`zero`).
+WARMUP_INLINE void gru_back(Rows dh, const bool* keep, const float* zero, Rows h, Rows rz, Rows n,
+                            Rows gh_n, Rows d_gx, Rows dh_z, Rows d_rec, int64_t N, int64_t H) {
   for (int64_t i = 0; i < N; ++i) {
-    const float* __restrict__ g = &dh(i, 0), * __restrict__ hp = &h(i, 0), * __restrict__ r = &rz(i, 0), * __restrict__ z = &rz(i, H), * __restrict__ nn = &n(i, 0),
+    const float* __restrict__ g = !keep || keep[i] ? &dh(i, 0) : zero, * __restrict__ hp = &h(i, 0), * __restrict__ r = &rz(i, 0), * __restrict__ z = &rz(i, H), * __restrict__ nn = &n(i, 0),
                 *c = &gh_n(i, 0);
     float* __restrict__ dr = &d_gx(i, 0), * __restrict__ dz = &d_gx(i, H), * __restrict__ dn = &d_gx(i, 2 * H), * __restrict__ gz = &dh_z(i, 0),
           *dc = &d_rec(i, 0);
@@ -131,9 +137,9 @@ WARMUP_DISPATCH(gru_pre_n, (Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64_
                 (gx, gh, rz, n, N, H))
 WARMUP_DISPATCH(gru_update, (Rows n, Rows h, Rows rz, Rows out, int64_t N, int64_t H),
                 (n, h, rz, out, N, H))
-WARMUP_DISPATCH(gru_back, (Rows dh, Rows h, Rows rz, Rows n, Rows gh_n, Rows d_gx, Rows dh_z,
-                           Rows d_rec, int64_t N, int64_t H),
-                (dh, h, rz, n, gh_n, d_gx, dh_z, d_rec, N, H))
+WARMUP_DISPATCH(gru_back, (Rows dh, const bool* keep, const float* zero, Rows h, Rows rz, Rows n,
+                           Rows gh_n, Rows d_gx, Rows dh_z, Rows d_rec, int64_t N, int64_t H),
+                (dh, keep, zero, h, rz, n, gh_n, d_gx, dh_z, d_rec, N, H))
 
 // Per-step quantities saved for the backward pass, written straight into (L, N, *) buffers
 // (a fresh buffer per quantity, allocated on its first step; without `save`, one scratch
@@ -226,12 +232,13 @@ vector<Tensor> backward_loop(const Opt& d_ys_, vector<Tensor> d_state, const Ten
 }
 
 // -- GRU (src/cells/gru.py) ----------------------------------------------------------------
-// Without `keep` (every sample runs every step: training, VAA's constant input), the GRU's loop
-// works on raw pointers into (L, N, *) buffers: no tensor view per step, and its matrix
-// products call the BLAS routine that at::addmm calls (sgemm_), with the arguments at::addmm
-// passes (each layout below admits one way only: N, H >= 2), so no dispatch and no
-// TensorIterator copy of the bias or of dh * z. sigmoid and tanh stay ATen calls. The arithmetic is that of
-// the tensor path below, to the bit (tests/test_cells.py).
+// The GRU's loop works on raw pointers into (L, N, *) buffers: no tensor view per step, and its
+// matrix products call the BLAS routine that at::addmm calls (sgemm_), with the arguments
+// at::addmm passes (each layout below admits one way only: N, H >= 2), so no dispatch and no
+// TensorIterator copy of the bias or of dh * z. sigmoid and tanh stay ATen calls. With lengths
+// (`keep`), the mask is a row copy forwards (at::where selects, it does not compute) and, as
+// every raw loop's, add_carried backwards. The arithmetic is that of the tensor path below, to
+// the bit (tests/test_cells.py); the other cells' raw loops follow the same pattern.
 }  // namespace
 
 // The BLAS routine ATen's CPU addmm ends in for float32 (at::native::cpublas::gemm, which is
@@ -272,14 +279,26 @@ WARMUP_INLINE void add_into(float* __restrict__ dst, const float* __restrict__ s
 }
 WARMUP_DISPATCH(add_into, (float* dst, const float* src, int64_t n), (dst, src, n))
 
-// Whether a loop can run raw: no lengths (or, `with_keep`, lengths as raw_keep reads them),
-// sgemm_ there, float32 contiguous CPU tensors, batch and width >= 2 (so that each product has
-// one set of BLAS arguments), int-sized.
-bool raw_keep(const Opt& keep, const Tensor& gx);
+// After a step back with lengths: d_prev + where(keep, 0, d), that is d carried past the rows
+// beyond their length, and a zero added to the others, as the tensor path adds it.
+void add_carried(float* d_prev, const float* d, const bool* keep, const float* zero, int64_t N,
+                 int64_t H) {
+  for (int64_t i = 0; i < N; ++i) add_into_any(d_prev + i * H, keep[i] ? zero : d + i * H, H);
+}
 
+// The lengths mask as the raw loops read it: (L, N, 1) bool, contiguous, on the CPU.
+bool raw_keep(const Opt& keep, const Tensor& gx) {
+  return !keep || (keep->scalar_type() == at::kBool && keep->is_contiguous() &&
+                   keep->device().is_cpu() && keep->dim() == 3 && keep->size(0) == gx.size(0) &&
+                   keep->size(1) == gx.size(1) && keep->size(2) == 1);
+}
+
+// Whether a loop can run raw: sgemm_ there, lengths absent or as raw_keep reads them, float32
+// CPU tensors, contiguous (gx: its steps), batch and width >= 2 (so that each product has one
+// set of BLAS arguments), int-sized.
 bool raw_ok(const Tensor& gx, const Tensor& h0, std::initializer_list<const Tensor*> more,
-            const Opt& keep, bool with_keep = false) {
-  if (!g_fused || (keep && !(with_keep && raw_keep(keep, gx))) || sgemm_ == nullptr || gx.dim() != 3 || h0.dim() != 2 ||
+            const Opt& keep) {
+  if (!g_fused || !raw_keep(keep, gx) || sgemm_ == nullptr || gx.dim() != 3 || h0.dim() != 2 ||
       gx.size(0) < 1 || gx.size(1) < 2 || h0.size(1) < 2 || gx.numel() > INT32_MAX)
     return false;
   for (const Tensor* t : more)
@@ -299,7 +318,7 @@ bool raw_gru(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights, 
 }
 
 vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w,
-                               const Tensor& b, bool save) {
+                               const Tensor& b, const Opt& keep, bool save) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), S = save ? L : 1;
   Tensor ys = at::empty({L, N, H}, h0.options());
@@ -307,6 +326,7 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
   Tensor gh = at::empty({S, N, 3 * H}, h0.options());
   Slide rz_t(rz), n_t(n);  // for ATen's sigmoid_ and tanh_
   const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>(), *b_p = b.data_ptr<float>();
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
   float *ys_p = ys.data_ptr<float>(), *rz_p = rz.data_ptr<float>(), *n_p = n.data_ptr<float>(),
         *gh_p = gh.data_ptr<float>();
   for (int64_t t = 0; t < L; ++t) {
@@ -321,7 +341,11 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
     at::sigmoid_(rz_t[k]);
     gru_pre_n_any(Rows(gx_t, 3 * H), Rows(gh_k, 3 * H), Rows(rz_k, 2 * H), Rows(n_k, H), N, H);
     at::tanh_(n_t[k]);
-    gru_update_any(Rows(n_k, H), Rows(h, H), Rows(rz_k, 2 * H), Rows(ys_p + t * N * H, H), N, H);
+    float* h_out = ys_p + t * N * H;
+    gru_update_any(Rows(n_k, H), Rows(h, H), Rows(rz_k, 2 * H), Rows(h_out, H), N, H);
+    if (keep)  // the lengths mask: rows past their length keep h
+      for (int64_t i = 0; i < N; ++i)
+        if (!keep_p[t * N + i]) std::memcpy(h_out + i * H, h + i * H, H * sizeof(float));
   }
   vector<Tensor> out{ys, ys.select(0, L - 1)};
   if (save) {
@@ -345,11 +369,14 @@ bool raw_gru_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& 
 }
 
 vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Tensor& ys,
-                                const Tensor& h0, const vector<Tensor>& saved, const Tensor& w) {
+                                const Tensor& h0, const vector<Tensor>& saved, const Tensor& w,
+                                const Opt& keep) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   Tensor d_gx = at::empty({L, N, 3 * H}, ys.options()), d_rec = at::empty({L, N, H}, ys.options());
   Tensor dh = d_final.clone(), next = at::empty({N, H}, ys.options());
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  vector<float> zero(H, 0.0f);
   const float *ys_p = ys.data_ptr<float>(), *rz_p = saved[0].data_ptr<float>(),
               *n_p = saved[1].data_ptr<float>(), *ghn_p = saved[2].data_ptr<float>(),
               *w_p = w.data_ptr<float>(), *dys_p = d_ys ? d_ys->data_ptr<float>() : nullptr;
@@ -359,12 +386,14 @@ vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
     if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
     const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
     float *dgx_t = dgx_p + t * N * 3 * H, *drec_t = drec_p + t * NH;
-    gru_back_any(Rows(g, H), Rows(h, H), Rows(rz_p + t * N * 2 * H, 2 * H),
+    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
+    gru_back_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(rz_p + t * N * 2 * H, 2 * H),
                  Rows(n_p + t * NH, H), Rows(ghn_p + t * N * 3 * H, 3 * H), Rows(dgx_t, 3 * H),
                  Rows(out, H), Rows(drec_t, H), N, H);
     // at::addmm(dh_z, d_rz, W_rz).addmm_(d_rec, W_n), dh_z already in `out`
     gemm('n', 'n', H, N, 2 * H, w_p, H, dgx_t, 3 * H, out, H);
     gemm('n', 'n', H, N, H, w_p + 2 * H * H, H, drec_t, H, out, H);
+    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
     std::swap(dh, next);
   }
   return {d_gx, dh, d_rec};
@@ -373,7 +402,7 @@ vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
 vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
   if (raw_gru(gx, state[0], weights, keep))
-    return gru_forward_raw(gx, state[0], weights[0], weights[1], save);
+    return gru_forward_raw(gx, state[0], weights[0], weights[1], keep, save);
   const Tensor wt = weights[0].t(), &b_hh = weights[1];
   const int64_t N = state[0].size(0), H = state[0].size(1);
   vector<Tensor> out = forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
@@ -405,7 +434,7 @@ vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
   if (raw_gru_back(d_ys, d_final, ys, state0, saved, weights, keep))
-    return gru_backward_raw(d_ys, d_final[0], ys, state0[0], saved, weights[0]);
+    return gru_backward_raw(d_ys, d_final[0], ys, state0[0], saved, weights[0], keep);
   const int64_t H = state0[0].size(1);
   const Tensor w_rz = weights[0].narrow(0, 0, 2 * H), w_n = weights[0].narrow(0, 2 * H, H);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * H,
@@ -414,8 +443,8 @@ vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
     const Tensor &dh = ds[0], &h = prev[0], &rz = aux[0], &n = aux[1], &gh_n = aux[2];
     if (fusable({&dh, &h, &rz, &n, &gh_n, &d_gx})) {
       Tensor dh_z = at::empty_like(n), rec = at::empty_like(n);
-      gru_back_any(Rows(dh), Rows(h), Rows(rz), Rows(n), Rows(gh_n), Rows(d_gx), Rows(dh_z),
-                   Rows(rec), dh.size(0), H);
+      gru_back_any(Rows(dh), nullptr, nullptr, Rows(h), Rows(rz), Rows(n), Rows(gh_n), Rows(d_gx),
+                   Rows(dh_z), Rows(rec), dh.size(0), H);
       d_rec = rec;
       return vector<Tensor>{at::addmm(dh_z, d_gx.narrow(1, 0, 2 * H), w_rz).addmm_(rec, w_n)};
     }
@@ -431,54 +460,17 @@ vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
   });
 }
 
-// -- MGU (src/cells/mgu.py) ----------------------------------------------------------------
-vector<Tensor> mgu_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
-                           const Opt& keep, bool save) {
-  const int64_t N = state[0].size(0), H = state[0].size(1);
-  auto u = weights[0].split(H);
-  const Tensor uf_t = u[0].t(), uh_t = u[1].t();
-  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    const Tensor& h = s[0];
-    auto g = gx_t.split(H, 1);
-    Tensor f = sv.at(0, t, {N, H}, h), fh = sv.at(1, t, {N, H}, h), h_tilde = sv.at(2, t, {N, H}, h);
-    at::sigmoid_out(f, at::addmm(g[0], h, uf_t));
-    at::mul_out(fh, f, h);
-    at::tanh_out(h_tilde, at::addmm(g[1], fh, uh_t));
-    at::lerp_out(h_out, h, h_tilde, f);
-    return vector<Tensor>{h_out};
-  });
-}
-
-vector<Tensor> mgu_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
-                            vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
-                            const Opt& keep) {
-  const int64_t H = state0[0].size(1);
-  auto u = weights[0].split(H);
-  const Tensor u_f = u[0], u_h = u[1];
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 2 * H,
-                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
-                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
-    const Tensor &dh = ds[0], &h = prev[0], &f = aux[0], &h_tilde = aux[2];
-    auto d = d_gx.split(H, 1);
-    Tensor dh_f = dh * f;
-    Tensor one = at::ones_like(h.select(0, 0));
-    at::mul_out(d[1], dh_f, at::addcmul(one, h_tilde, h_tilde, -1));
-    Tensor d_fh = at::matmul(d[1], u_h);
-    at::mul_out(d[0], at::addcmul(dh * (h_tilde - h), d_fh, h), at::addcmul(f, f, f, -1));
-    return vector<Tensor>{at::addmm(at::addcmul(dh - dh_f, d_fh, f), d[0], u_f)};
-  });
-}
-
 // -- tanh RNN (src/cells/rnn.py) -----------------------------------------------------------
-// Raw without lengths, as the GRU's: h_new = tanh(addmm(gx_t, h, W^T)), its product by sgemm_.
-vector<Tensor> rnn_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w, bool save) {
+// Raw as the GRU's: h_new = tanh(addmm(gx_t, h, W^T)), its product by sgemm_.
+vector<Tensor> rnn_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w,
+                               const Opt& keep, bool save) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), NH = N * H;
   Tensor ys = at::empty({L, N, H}, h0.options());
   Tensor pre = at::empty({save ? L : 1, N, H}, h0.options());  // aux: h_new (the tanh's output)
   Slide pre_t(pre);
   const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>();
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
   float *ys_p = ys.data_ptr<float>(), *pre_p = pre.data_ptr<float>();
   for (int64_t t = 0; t < L; ++t) {
     const int64_t k = save ? t : 0;
@@ -487,36 +479,48 @@ vector<Tensor> rnn_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
     std::memcpy(a, gx_p + t * gx.stride(0), NH * sizeof(float));  // at::addmm(gx_t, h, W^T)
     gemm('t', 'n', H, N, H, w_p, H, h, H, a, H);
     at::tanh_(pre_t[k]);
-    std::memcpy(ys_p + t * NH, a, NH * sizeof(float));
+    for (int64_t i = 0; i < N; ++i)  // h' (rows past their length: h)
+      std::memcpy(ys_p + t * NH + i * H, keep_p && !keep_p[t * N + i] ? h + i * H : a + i * H,
+                  H * sizeof(float));
   }
   vector<Tensor> out{ys, ys.select(0, L - 1)};
   if (save) out.push_back(pre);
   return out;
 }
 
-// d_pre = dh * (1 - h_new^2), written into d_gx.
-WARMUP_INLINE void rnn_back(const float* __restrict__ g, const float* __restrict__ hn,
-                            float* __restrict__ d, int64_t n) {
+// d_pre = dh * (1 - h_new^2), written into d_gx; rows past their length take zeros (`zero`).
+WARMUP_INLINE void rnn_back(Rows dh, const bool* keep, const float* zero, Rows hn, Rows d_pre,
+                            int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ g = !keep || keep[i] ? &dh(i, 0) : zero, * __restrict__ y = &hn(i, 0);
+    float* __restrict__ d = &d_pre(i, 0);
 #pragma GCC ivdep
-  for (int64_t i = 0; i < n; ++i) d[i] = g[i] * std::fma(-hn[i], hn[i], 1.0f);
+    for (int64_t j = 0; j < H; ++j) d[j] = g[j] * std::fma(-y[j], y[j], 1.0f);
+  }
 }
-WARMUP_DISPATCH(rnn_back, (const float* g, const float* hn, float* d, int64_t n), (g, hn, d, n))
+WARMUP_DISPATCH(rnn_back, (Rows dh, const bool* keep, const float* zero, Rows hn, Rows d_pre,
+                           int64_t N, int64_t H),
+                (dh, keep, zero, hn, d_pre, N, H))
 
 vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Tensor& h_new,
-                                const Tensor& w) {
+                                const Tensor& w, const Opt& keep) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = h_new.size(0), N = h_new.size(1), H = h_new.size(2), NH = N * H;
   Tensor d_gx = at::empty({L, N, H}, h_new.options());
   Tensor dh = d_final.clone(), next = at::empty({N, H}, h_new.options());
   const float *hn_p = h_new.data_ptr<float>(), *w_p = w.data_ptr<float>(),
               *dys_p = d_ys ? d_ys->data_ptr<float>() : nullptr;
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  vector<float> zero(H, 0.0f);
   float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
-    float* g = dh.data_ptr<float>();
+    float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
     if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
     float* d_pre = dgx_p + t * NH;
-    rnn_back_any(g, hn_p + t * NH, d_pre, NH);
-    gemm('n', 'n', H, N, H, w_p, H, d_pre, H, next.data_ptr<float>(), H, 0.0f);  // at::mm(d_pre, W)
+    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
+    rnn_back_any(Rows(g, H), keep_t, zero.data(), Rows(hn_p + t * NH, H), Rows(d_pre, H), N, H);
+    gemm('n', 'n', H, N, H, w_p, H, d_pre, H, out, H, 0.0f);  // at::mm(d_pre, W)
+    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
     std::swap(dh, next);
   }
   return {d_gx, dh};
@@ -525,7 +529,7 @@ vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
 vector<Tensor> rnn_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
   if (raw_ok(gx, state[0], {&weights[0]}, keep))
-    return rnn_forward_raw(gx, state[0], weights[0], save);
+    return rnn_forward_raw(gx, state[0], weights[0], keep, save);
   const Tensor wt = weights[0].t();
   return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
                       const vector<Tensor>& s, Tensor h_out, Saver& sv) {
@@ -542,7 +546,7 @@ vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
   const Tensor& w_hh = weights[0];
   if (raw_ok(ys, state0[0], {&w_hh, &d_final[0], &saved[0]}, keep) &&
       (!d_ys || (d_ys->scalar_type() == at::kFloat && d_ys->is_contiguous())))
-    return rnn_backward_raw(d_ys, d_final[0], saved[0], w_hh);
+    return rnn_backward_raw(d_ys, d_final[0], saved[0], w_hh, keep);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, w_hh.size(0),
                        [&](const vector<Tensor>& ds, const vector<Tensor>&,
                            const vector<Tensor>& aux, Tensor d_pre, Tensor&) {
@@ -588,11 +592,10 @@ WARMUP_INLINE void lstm_out(Rows o, Rows tc, Rows c_new, Rows h, Rows c, const b
 }
 
 // One step back: from (dh, dc) after the mask (rows past their length take zeros, `zero`),
-// the gate gradients (i, f, g, o) into d_g, the c part of d_prev, and with a mask the part of dh
-// carried around the step (`around`, added after the product).
+// the gate gradients (i, f, g, o) into d_g and the c part of d_prev (add_carried follows).
 WARMUP_INLINE void lstm_back(Rows dh, Rows dc, const bool* keep, const float* zero, Rows c,
-                             Rows if_, Rows g, Rows o, Rows tc, Rows d_g, Rows dc_out,
-                             Rows around, int64_t N, int64_t H) {
+                             Rows if_, Rows g, Rows o, Rows tc, Rows d_g, Rows dc_out, int64_t N,
+                             int64_t H) {
   for (int64_t i = 0; i < N; ++i) {
     const bool k = !keep || keep[i];
     const float* __restrict__ gh = k ? &dh(i, 0) : zero, * __restrict__ gc = k ? &dc(i, 0) : zero;
@@ -609,14 +612,6 @@ WARMUP_INLINE void lstm_back(Rows dh, Rows dc, const bool* keep, const float* ze
       d_o[j] = (gh[j] * t[j]) * std::fma(-oo[j], oo[j], oo[j]);
       dco[j] = d_c * f[j];
     }
-    if (keep) {  // d_prev + where(keep, 0, d)
-      const float* __restrict__ ac = k ? zero : &dc(i, 0);
-      float* __restrict__ ah = &around(i, 0);
-#pragma GCC ivdep
-      for (int64_t j = 0; j < H; ++j) dco[j] = dco[j] + ac[j];
-      if (k) std::memset(ah, 0, H * sizeof(float));
-      else std::memcpy(ah, &dh(i, 0), H * sizeof(float));
-    }
   }
 }
 WARMUP_DISPATCH(lstm_cell, (Rows if_, Rows g, Rows c, Rows out, int64_t N, int64_t H),
@@ -625,17 +620,11 @@ WARMUP_DISPATCH(lstm_out, (Rows o, Rows tc, Rows c_new, Rows h, Rows c, const bo
                            Rows h_out, Rows c_out, int64_t N, int64_t H),
                 (o, tc, c_new, h, c, keep, h_out, c_out, N, H))
 WARMUP_DISPATCH(lstm_back, (Rows dh, Rows dc, const bool* keep, const float* zero, Rows c,
-                            Rows if_, Rows g, Rows o, Rows tc, Rows d_g, Rows dc_out,
-                            Rows around, int64_t N, int64_t H),
-                (dh, dc, keep, zero, c, if_, g, o, tc, d_g, dc_out, around, N, H))
+                            Rows if_, Rows g, Rows o, Rows tc, Rows d_g, Rows dc_out, int64_t N,
+                            int64_t H),
+                (dh, dc, keep, zero, c, if_, g, o, tc, d_g, dc_out, N, H))
 
 
-// The lengths mask as the raw loops read it: (L, N, 1) bool, contiguous, on the CPU.
-bool raw_keep(const Opt& keep, const Tensor& gx) {
-  return !keep || (keep->scalar_type() == at::kBool && keep->is_contiguous() &&
-                   keep->device().is_cpu() && keep->dim() == 3 && keep->size(0) == gx.size(0) &&
-                   keep->size(1) == gx.size(1) && keep->size(2) == 1);
-}
 
 vector<Tensor> lstm_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& c0,
                                 const Tensor& w, const Opt& keep, bool save) {
@@ -689,7 +678,7 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
-  Tensor d_gx = at::empty({L, N, 4 * H}, opt), around = at::empty({N, H}, opt);
+  Tensor d_gx = at::empty({L, N, 4 * H}, opt);
   Tensor dh = d_final[0].contiguous().clone(), dc = d_final[1].contiguous().clone();
   Tensor dh_next = at::empty({N, H}, opt), dc_next = at::empty({N, H}, opt);
   Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
@@ -699,7 +688,7 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
               *o_p = saved[3].data_ptr<float>(), *tc_p = saved[4].data_ptr<float>(),
               *w_p = w.data_ptr<float>(), *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
   const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
-  float *dgx_p = d_gx.data_ptr<float>(), *ar_p = around.data_ptr<float>();
+  float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *gh = dh.data_ptr<float>(), *gc = dc.data_ptr<float>();
     if (dys_p) add_into_any(gh, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
@@ -709,10 +698,13 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
     lstm_back_any(Rows(gh, H), Rows(gc, H), keep_t, zero.data(), Rows(c, H),
                   Rows(if_p + t * N * 2 * H, 2 * H), Rows(g_p + t * NH, H), Rows(o_p + t * NH, H),
                   Rows(tc_p + t * NH, H), Rows(d_g, 4 * H), Rows(dc_next.data_ptr<float>(), H),
-                  Rows(ar_p, H), N, H);
+                  N, H);
     float* hn = dh_next.data_ptr<float>();
     gemm('n', 'n', H, N, 4 * H, w_p, H, d_g, 4 * H, hn, H, 0.0f);  // at::matmul(d_gates, W)
-    if (keep_t) add_into_any(hn, ar_p, NH);
+    if (keep_t) {
+      add_carried(hn, gh, keep_t, zero.data(), N, H);
+      add_carried(dc_next.data_ptr<float>(), gc, keep_t, zero.data(), N, H);
+    }
     std::swap(dh, dh_next);
     std::swap(dc, dc_next);
   }
@@ -721,7 +713,7 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
 
 vector<Tensor> lstm_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                             const Opt& keep, bool save) {
-  if (raw_ok(gx, state[0], {&weights[0], &state[1]}, keep, true))
+  if (raw_ok(gx, state[0], {&weights[0], &state[1]}, keep))
     return lstm_forward_raw(gx, state[0], state[1], weights[0], keep, save);
   const Tensor wt = weights[0].t();
   const int64_t N = state[0].size(0), H = state[0].size(1);
@@ -748,7 +740,7 @@ vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
   const int64_t H = state0[0].size(1);
   auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   if (saved.size() == 5 && raw_ok(ys, state0[0], {&w_hh, &state0[1], &saved[0], &saved[1],
-                                                  &saved[2], &saved[3], &saved[4]}, keep, true) &&
+                                                  &saved[2], &saved[3], &saved[4]}, keep) &&
       f32(d_final[0]) && f32(d_final[1]) && (!d_ys || f32(*d_ys)))  // these made contiguous
     return lstm_backward_raw(d_ys, d_final, ys, state0, saved, w_hh, keep);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, 4 * H,
@@ -788,15 +780,16 @@ WARMUP_INLINE void bistable_pre_h(Rows gx, Rows a, Rows h, Rows pre, int64_t N, 
   }
 }
 
-// h' = lerp(h~, h, c) (ATen's two-sided formula, as the GRU's), then the mask.
-WARMUP_INLINE void bistable_update(Rows ht, Rows h, Rows c, const bool* keep, Rows out,
-                                   int64_t N, int64_t H) {
+// out = lerp(start, end, weight) (ATen's two-sided formula, as the GRU's), then the mask: rows
+// past their length keep `prev`. (BRC, nBRC: lerp(h~, h, c); MGU: lerp(h, h~, f).)
+WARMUP_INLINE void lerp_masked(Rows start, Rows end, Rows weight, const bool* keep, Rows prev,
+                               Rows out, int64_t N, int64_t H) {
   for (int64_t i = 0; i < N; ++i) {
     if (keep && !keep[i]) {
-      std::memcpy(&out(i, 0), &h(i, 0), H * sizeof(float));
+      std::memcpy(&out(i, 0), &prev(i, 0), H * sizeof(float));
       continue;
     }
-    const float* __restrict__ a = &ht(i, 0), * __restrict__ e = &h(i, 0), * __restrict__ w = &c(i, 0);
+    const float* __restrict__ a = &start(i, 0), * __restrict__ e = &end(i, 0), * __restrict__ w = &weight(i, 0);
     float* __restrict__ o = &out(i, 0);
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
@@ -824,10 +817,10 @@ WARMUP_INLINE void brc_pre(Rows gx, const float* __restrict__ w_c, const float* 
 // One step back (bistable_backward in brc.py): the pre-activation gradients (c, a, h~) into
 // d_g, and the part of d_prev that does not pass through the gates' recurrent weights,
 // dh c + d_h~ a, plus (BRC, w_c and w_a given) its diagonal recurrent terms. Rows past their
-// length take zeros (`zero`); with a mask, `around` gets what the step carries past them.
+// length take zeros (`zero`; add_carried follows).
 WARMUP_INLINE void bistable_back(Rows dh, const bool* keep, const float* zero, Rows h, Rows c,
                                  Rows a, Rows ht, const float* w_c, const float* w_a, Rows d_g,
-                                 Rows d_prev, Rows around, int64_t N, int64_t H) {
+                                 Rows d_prev, int64_t N, int64_t H) {
   for (int64_t i = 0; i < N; ++i) {
     const bool k = !keep || keep[i];
     const float* __restrict__ g = k ? &dh(i, 0) : zero;
@@ -848,25 +841,20 @@ WARMUP_INLINE void bistable_back(Rows dh, const bool* keep, const float* zero, R
 #pragma GCC ivdep
       for (int64_t j = 0; j < H; ++j) dp[j] = std::fma(dc[j], w_c[j], std::fma(da[j], w_a[j], dp[j]));
     }
-    if (keep) {
-      float* __restrict__ ah = &around(i, 0);
-      if (k) std::memset(ah, 0, H * sizeof(float));
-      else std::memcpy(ah, &dh(i, 0), H * sizeof(float));
-    }
   }
 }
 WARMUP_DISPATCH(bistable_pre_h, (Rows gx, Rows a, Rows h, Rows pre, int64_t N, int64_t H),
                 (gx, a, h, pre, N, H))
-WARMUP_DISPATCH(bistable_update, (Rows ht, Rows h, Rows c, const bool* keep, Rows out, int64_t N,
-                                  int64_t H),
-                (ht, h, c, keep, out, N, H))
+WARMUP_DISPATCH(lerp_masked, (Rows start, Rows end, Rows weight, const bool* keep, Rows prev,
+                              Rows out, int64_t N, int64_t H),
+                (start, end, weight, keep, prev, out, N, H))
 WARMUP_DISPATCH(brc_pre, (Rows gx, const float* w_c, const float* w_a, Rows h, Rows c, Rows a,
                           int64_t N, int64_t H),
                 (gx, w_c, w_a, h, c, a, N, H))
 WARMUP_DISPATCH(bistable_back, (Rows dh, const bool* keep, const float* zero, Rows h, Rows c,
                                 Rows a, Rows ht, const float* w_c, const float* w_a, Rows d_g,
-                                Rows d_prev, Rows around, int64_t N, int64_t H),
-                (dh, keep, zero, h, c, a, ht, w_c, w_a, d_g, d_prev, around, N, H))
+                                Rows d_prev, int64_t N, int64_t H),
+                (dh, keep, zero, h, c, a, ht, w_c, w_a, d_g, d_prev, N, H))
 
 // The forward loop of either cell; `w` the nBRC's (2H, H) matrix, or the BRC's w_c and w_a.
 vector<Tensor> bistable_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor* w,
@@ -902,8 +890,8 @@ vector<Tensor> bistable_forward_raw(const Tensor& gx, const Tensor& h0, const Te
     }
     bistable_pre_h_any(Rows(gx_t, 3 * H), Rows(a_k, H), Rows(h, H), Rows(ht_k, H), N, H);
     at::tanh_(ht_t[k]);
-    bistable_update_any(Rows(ht_k, H), Rows(h, H), Rows(c_k, H), keep_p ? keep_p + t * N : nullptr,
-                        Rows(ys_p + t * NH, H), N, H);
+    lerp_masked_any(Rows(ht_k, H), Rows(h, H), Rows(c_k, H), keep_p ? keep_p + t * N : nullptr,
+                    Rows(h, H), Rows(ys_p + t * NH, H), N, H);
   }
   vector<Tensor> out{ys, ys.select(0, L - 1)};
   if (save)
@@ -918,7 +906,7 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
-  Tensor d_gx = at::empty({L, N, 3 * H}, opt), around = at::empty({N, H}, opt);
+  Tensor d_gx = at::empty({L, N, 3 * H}, opt);
   Tensor dh = d_final.contiguous().clone(), next = at::empty({N, H}, opt);
   Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
   vector<float> zero(H, 0.0f);
@@ -928,7 +916,7 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
   const float *wc_p = w_c ? w_c->data_ptr<float>() : nullptr,
               *wa_p = w_a ? w_a->data_ptr<float>() : nullptr;
   const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
-  float *dgx_p = d_gx.data_ptr<float>(), *ar_p = around.data_ptr<float>();
+  float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
     if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
@@ -937,10 +925,10 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
     const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
     bistable_back_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(c_p + t * NH, H),
                       Rows(a_p + t * NH, H), Rows(ht_p + t * NH, H), wc_p, wa_p,
-                      Rows(d_g, 3 * H), Rows(out, H), Rows(ar_p, H), N, H);
+                      Rows(d_g, 3 * H), Rows(out, H), N, H);
     if (w)  // at::addmm(d_h, d_gx[:, :2H], W)
       gemm('n', 'n', H, N, 2 * H, w->data_ptr<float>(), H, d_g, 3 * H, out, H);
-    if (keep_t) add_into_any(out, ar_p, NH);
+    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
     std::swap(dh, next);
   }
   return {d_gx, dh};
@@ -949,8 +937,8 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
 bool raw_bistable(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights,
                   const Opt& keep) {
   if (weights.size() == 1)
-    return raw_ok(gx, h0, {&weights[0]}, keep, true);
-  return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep, true);
+    return raw_ok(gx, h0, {&weights[0]}, keep);
+  return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep);
 }
 
 bool raw_bistable_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
@@ -958,7 +946,7 @@ bool raw_bistable_back(const Opt& d_ys, const vector<Tensor>& d_final, const Ten
                        const vector<Tensor>& weights, const Opt& keep) {
   auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   return saved.size() == 3 && raw_bistable(ys, state0[0], weights, keep) &&
-         raw_ok(ys, state0[0], {&saved[0], &saved[1], &saved[2]}, keep, true) &&
+         raw_ok(ys, state0[0], {&saved[0], &saved[1], &saved[2]}, keep) &&
          f32(d_final[0]) && (!d_ys || f32(*d_ys));  // these two made contiguous
 }
 
@@ -1048,6 +1036,177 @@ vector<Tensor> nbrc_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
     const int64_t H = prev[0].size(1);
     Tensor d_h = bistable_back_tensors(ds[0], prev[0], aux, d_gx);
     return vector<Tensor>{at::addmm(d_h, d_gx.narrow(1, 0, 2 * H), w_hh)};
+  });
+}
+
+// -- MGU (src/cells/mgu.py) ----------------------------------------------------------------
+// Raw both with and without lengths, as the bistable cells': two products a step each way, by
+// sgemm_ as at::addmm/at::matmul on the tensor path's layouts; sigmoid and tanh stay ATen calls.
+
+// fh = f * h.
+WARMUP_INLINE void mgu_fh(Rows f, Rows h, Rows fh, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ a = &f(i, 0), * __restrict__ b = &h(i, 0);
+    float* __restrict__ o = &fh(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) o[j] = a[j] * b[j];
+  }
+}
+
+// Backwards, before the product by U_h: d_h~ = (dh f) (1 - h~^2), rows past their length
+// taking zeros.
+WARMUP_INLINE void mgu_back_h(Rows dh, const bool* keep, const float* zero, Rows f, Rows ht,
+                              Rows d_g, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const float* __restrict__ g = !keep || keep[i] ? &dh(i, 0) : zero;
+    const float* __restrict__ ff = &f(i, 0), * __restrict__ t = &ht(i, 0);
+    float* __restrict__ d = &d_g(i, H);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) d[j] = (g[j] * ff[j]) * std::fma(-t[j], t[j], 1.0f);
+  }
+}
+
+// After it, given d_fh = d_h~ U_h: d_f = addcmul(dh (h~ - h), d_fh, h) f (1 - f), and the part
+// of d_prev before the product by U_f, addcmul(dh - dh f, d_fh, f).
+WARMUP_INLINE void mgu_back_f(Rows dh, const bool* keep, const float* zero, Rows h, Rows f,
+                              Rows ht, Rows d_fh, Rows d_g, Rows d_prev, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i) {
+    const bool k = !keep || keep[i];
+    const float* __restrict__ g = k ? &dh(i, 0) : zero;
+    const float* __restrict__ hh = &h(i, 0), * __restrict__ ff = &f(i, 0), * __restrict__ t = &ht(i, 0),
+                * __restrict__ dfh = &d_fh(i, 0);
+    float* __restrict__ df = &d_g(i, 0), * __restrict__ dp = &d_prev(i, 0);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      df[j] = std::fma(dfh[j], hh[j], g[j] * (t[j] - hh[j])) * std::fma(-ff[j], ff[j], ff[j]);
+      dp[j] = std::fma(dfh[j], ff[j], g[j] - g[j] * ff[j]);
+    }
+  }
+}
+WARMUP_DISPATCH(mgu_fh, (Rows f, Rows h, Rows fh, int64_t N, int64_t H), (f, h, fh, N, H))
+WARMUP_DISPATCH(mgu_back_h, (Rows dh, const bool* keep, const float* zero, Rows f, Rows ht,
+                             Rows d_g, int64_t N, int64_t H),
+                (dh, keep, zero, f, ht, d_g, N, H))
+WARMUP_DISPATCH(mgu_back_f, (Rows dh, const bool* keep, const float* zero, Rows h, Rows f,
+                             Rows ht, Rows d_fh, Rows d_g, Rows d_prev, int64_t N, int64_t H),
+                (dh, keep, zero, h, f, ht, d_fh, d_g, d_prev, N, H))
+
+vector<Tensor> mgu_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w,
+                               const Opt& keep, bool save) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = gx.size(0), N = h0.size(0), H = h0.size(1), NH = N * H, S = save ? L : 1;
+  const auto opt = h0.options();
+  Tensor ys = at::empty({L, N, H}, opt);
+  Tensor f = at::empty({S, N, H}, opt), fh = at::empty({S, N, H}, opt), ht = at::empty({S, N, H}, opt);
+  Slide f_t(f), ht_t(ht);
+  const float *gx_p = gx.data_ptr<float>(), *uf_p = w.data_ptr<float>(), *uh_p = uf_p + H * H;
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  float* ys_p = ys.data_ptr<float>();
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t k = save ? t : 0;
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    const float* gx_t = gx_p + t * gx.stride(0);
+    float *f_k = f.data_ptr<float>() + k * NH, *fh_k = fh.data_ptr<float>() + k * NH,
+          *ht_k = ht.data_ptr<float>() + k * NH;
+    for (int64_t i = 0; i < N; ++i) {  // at::addmm(gx_f, h, U_f^T), at::addmm(gx_h, fh, U_h^T)
+      std::memcpy(f_k + i * H, gx_t + i * 2 * H, H * sizeof(float));
+      std::memcpy(ht_k + i * H, gx_t + i * 2 * H + H, H * sizeof(float));
+    }
+    gemm('t', 'n', H, N, H, uf_p, H, h, H, f_k, H);
+    at::sigmoid_(f_t[k]);
+    mgu_fh_any(Rows(f_k, H), Rows(h, H), Rows(fh_k, H), N, H);
+    gemm('t', 'n', H, N, H, uh_p, H, fh_k, H, ht_k, H);
+    at::tanh_(ht_t[k]);
+    lerp_masked_any(Rows(h, H), Rows(ht_k, H), Rows(f_k, H), keep_p ? keep_p + t * N : nullptr,
+                    Rows(h, H), Rows(ys_p + t * NH, H), N, H);
+  }
+  vector<Tensor> out{ys, ys.select(0, L - 1)};
+  if (save)
+    for (const Tensor* s : {&f, &fh, &ht}) out.push_back(*s);
+  return out;
+}
+
+vector<Tensor> mgu_backward_raw(const Opt& d_ys_, const Tensor& d_final, const Tensor& ys,
+                                const Tensor& h0, const vector<Tensor>& saved, const Tensor& w,
+                                const Opt& keep) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
+  const auto opt = ys.options();
+  Tensor d_gx = at::empty({L, N, 2 * H}, opt);
+  Tensor dh = d_final.contiguous().clone(), next = at::empty({N, H}, opt), d_fh = at::empty({N, H}, opt);
+  Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
+  vector<float> zero(H, 0.0f);
+  const float *ys_p = ys.data_ptr<float>(), *f_p = saved[0].data_ptr<float>(),
+              *ht_p = saved[2].data_ptr<float>(), *uf_p = w.data_ptr<float>(), *uh_p = uf_p + H * H,
+              *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
+  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  float *dgx_p = d_gx.data_ptr<float>(), *dfh_p = d_fh.data_ptr<float>();
+  for (int64_t t = L - 1; t >= 0; --t) {
+    float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
+    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
+    const float *f = f_p + t * NH, *ht = ht_p + t * NH;
+    float* d_g = dgx_p + t * N * 2 * H;
+    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
+    mgu_back_h_any(Rows(g, H), keep_t, zero.data(), Rows(f, H), Rows(ht, H), Rows(d_g, 2 * H), N, H);
+    gemm('n', 'n', H, N, H, uh_p, H, d_g + H, 2 * H, dfh_p, H, 0.0f);  // at::matmul(d_h~, U_h)
+    mgu_back_f_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(f, H), Rows(ht, H),
+                   Rows(dfh_p, H), Rows(d_g, 2 * H), Rows(out, H), N, H);
+    gemm('n', 'n', H, N, H, uf_p, H, d_g, 2 * H, out, H);  // at::addmm(., d_f, U_f)
+    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
+    std::swap(dh, next);
+  }
+  return {d_gx, dh};
+}
+
+bool raw_mgu_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
+                  const vector<Tensor>& state0, const vector<Tensor>& saved,
+                  const vector<Tensor>& weights, const Opt& keep) {
+  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
+  return saved.size() == 3 &&
+         raw_ok(ys, state0[0], {&weights[0], &saved[0], &saved[1], &saved[2]}, keep) &&
+         f32(d_final[0]) && (!d_ys || f32(*d_ys));  // these two made contiguous
+}
+
+vector<Tensor> mgu_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
+                           const Opt& keep, bool save) {
+  if (raw_ok(gx, state[0], {&weights[0]}, keep))
+    return mgu_forward_raw(gx, state[0], weights[0], keep, save);
+  const int64_t N = state[0].size(0), H = state[0].size(1);
+  auto u = weights[0].split(H);
+  const Tensor uf_t = u[0].t(), uh_t = u[1].t();
+  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
+                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
+    const Tensor& h = s[0];
+    auto g = gx_t.split(H, 1);
+    Tensor f = sv.at(0, t, {N, H}, h), fh = sv.at(1, t, {N, H}, h), h_tilde = sv.at(2, t, {N, H}, h);
+    at::sigmoid_out(f, at::addmm(g[0], h, uf_t));
+    at::mul_out(fh, f, h);
+    at::tanh_out(h_tilde, at::addmm(g[1], fh, uh_t));
+    at::lerp_out(h_out, h, h_tilde, f);
+    return vector<Tensor>{h_out};
+  });
+}
+
+vector<Tensor> mgu_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
+                            vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
+                            const Opt& keep) {
+  if (raw_mgu_back(d_ys, d_final, ys, state0, saved, weights, keep))
+    return mgu_backward_raw(d_ys, d_final[0], ys, state0[0], saved, weights[0], keep);
+  const int64_t H = state0[0].size(1);
+  auto u = weights[0].split(H);
+  const Tensor u_f = u[0], u_h = u[1];
+  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 2 * H,
+                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
+                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
+    const Tensor &dh = ds[0], &h = prev[0], &f = aux[0], &h_tilde = aux[2];
+    auto d = d_gx.split(H, 1);
+    Tensor dh_f = dh * f;
+    Tensor one = at::ones_like(h.select(0, 0));
+    at::mul_out(d[1], dh_f, at::addcmul(one, h_tilde, h_tilde, -1));
+    Tensor d_fh = at::matmul(d[1], u_h);
+    at::mul_out(d[0], at::addcmul(dh * (h_tilde - h), d_fh, h), at::addcmul(f, f, f, -1));
+    return vector<Tensor>{at::addmm(at::addcmul(dh - dh_f, d_fh, f), d[0], u_f)};
   });
 }
 

@@ -84,12 +84,11 @@ def load(verbose: bool = False) -> bool:
 
 
 def check_fused() -> bool:
-    """Whether the fused arithmetic and raw loops of the GRU, the tanh RNN, the LSTM, the BRC
-    and the nBRC (native.cpp) give, on this machine, the same bits as the ATen operations they
-    replace: forward and backward of a small layer, with and without per-sample lengths, both
-    ways. Where they do not
-    (another torch, a CPU where ATen rounds otherwise), the fused path is turned off for the
-    process, with a warning: the loops then call the ATen operations."""
+    """Whether the fused arithmetic and raw loops of every cell in native.cpp (:data:`CELLS`)
+    give, on this machine, the same bits as the ATen operations they replace: forward and
+    backward of a small layer, with and without per-sample lengths, both ways. Where they do
+    not (another torch, a CPU where ATen rounds otherwise), the fused path is turned off for
+    the process, with a warning: the loops then call the ATen operations."""
     lib = torch.ops.warmup_rnn
     gen = torch.Generator().manual_seed(0)
     L, N, H = 5, 3, 21  # an odd width: vector bodies and scalar tails both
@@ -106,7 +105,9 @@ def check_fused() -> bool:
              "brc": (torch.randn(L, N, 3 * H, generator=gen), [h0],
                      [torch.randn(H, generator=gen), torch.randn(H, generator=gen)]),
              "nbrc": (torch.randn(L, N, 3 * H, generator=gen), [h0],
-                      [torch.randn(2 * H, H, generator=gen) / H**0.5])}
+                      [torch.randn(2 * H, H, generator=gen) / H**0.5]),
+             "mgu": (torch.randn(L, N, 2 * H, generator=gen), [h0],
+                     [torch.randn(2 * H, H, generator=gen) / H**0.5])}
 
     def both() -> list[torch.Tensor]:
         out = []
