@@ -38,8 +38,8 @@ namespace {
 using Opt = c10::optional<Tensor>;
 
 // -- Fused elementwise arithmetic --------------------------------------------------------------
-// The GRU's step does its additions, products and lerp in one pass over the gates instead of one
-// ATen call each (sigmoid, tanh and the matrix products stay ATen calls). Each value is computed
+// A step's additions, products and lerps run in one pass over the gates instead of one ATen
+// call each (sigmoid and tanh stay ATen calls; the raw loops call sgemm_ for the products). Each value is computed
 // with the roundings of the ATen operation it replaces: a + b and a * b are single IEEE
 // operations; ATen's addcmul (a + v * b * c) and lerp round like one fused multiply-add
 // (`std::fma`), and this file is compiled with -ffp-contract=off so that the compiler adds no
@@ -272,6 +272,14 @@ struct Slide {
   }
 };
 
+// What the raw forward of a cell whose state is h alone returns: [ys, h_final], then, with
+// `save`, its aux buffers (L, N, *).
+vector<Tensor> raw_outputs(const Tensor& ys, bool save, vector<Tensor> aux) {
+  vector<Tensor> out{ys, ys.select(0, ys.size(0) - 1)};
+  if (save) out.insert(out.end(), aux.begin(), aux.end());
+  return out;
+}
+
 // dst += src over n floats (d_state[0] + d_ys[t]; the mask's carried part after a product).
 WARMUP_INLINE void add_into(float* __restrict__ dst, const float* __restrict__ src, int64_t n) {
 #pragma GCC ivdep
@@ -347,13 +355,7 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
       for (int64_t i = 0; i < N; ++i)
         if (!keep_p[t * N + i]) std::memcpy(h_out + i * H, h + i * H, H * sizeof(float));
   }
-  vector<Tensor> out{ys, ys.select(0, L - 1)};
-  if (save) {
-    out.push_back(rz);
-    out.push_back(n);
-    out.push_back(gh.narrow(2, 2 * H, H));
-  }
-  return out;
+  return raw_outputs(ys, save, {rz, n, gh.narrow(2, 2 * H, H)});
 }
 
 bool raw_gru_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
@@ -483,9 +485,7 @@ vector<Tensor> rnn_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
       std::memcpy(ys_p + t * NH + i * H, keep_p && !keep_p[t * N + i] ? h + i * H : a + i * H,
                   H * sizeof(float));
   }
-  vector<Tensor> out{ys, ys.select(0, L - 1)};
-  if (save) out.push_back(pre);
-  return out;
+  return raw_outputs(ys, save, {pre});
 }
 
 // d_pre = dh * (1 - h_new^2), written into d_gx; rows past their length take zeros (`zero`).
@@ -557,8 +557,8 @@ vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
 }
 
 // -- LSTM (src/cells/lstm.py; its loop, used with `lengths`) ---------------------------------
-// Raw, as the GRU's, and with the lengths mask too (the LSTM's loop runs with lengths only:
-// without, the cell runs torch.lstm): the product by sgemm_ as at::addmm(gx_t, h, W^T); the
+// Raw, as the GRU's (the LSTM's loop runs with lengths only: without, the cell runs
+// torch.lstm): the product by sgemm_ as at::addmm(gx_t, h, W^T); the
 // gates' sigmoid and tanh and tanh(c') stay ATen calls on the tensor path's views (so that each
 // element takes the same vector or scalar code); the rest is one pass per step, and the mask a
 // row copy (at::where selects, it does not compute).
@@ -762,10 +762,9 @@ vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
 }
 
 // -- BRC and nBRC (src/cells/brc.py, nbrc.py) -----------------------------------------------
-// Both with and without lengths on raw buffers (their loops run with lengths in warm-up and
-// VAA): the BRC's recurrence is elementwise (no product at all), the nBRC's gates take one
-// product, by sgemm_ as at::addmm(gx_ca, h, W^T). sigmoid and tanh stay ATen calls, on views
-// laid out as the tensor path's.
+// Raw as the GRU's: the BRC's recurrence is elementwise (no product at all), the nBRC's gates
+// take one product, by sgemm_ as at::addmm(gx_ca, h, W^T). sigmoid and tanh stay ATen calls,
+// on views laid out as the tensor path's.
 
 // a = 1 + tanh(.), already in `a`; h~ before its tanh: addcmul(gx_h, a, h).
 WARMUP_INLINE void bistable_pre_h(Rows gx, Rows a, Rows h, Rows pre, int64_t N, int64_t H) {
@@ -893,10 +892,7 @@ vector<Tensor> bistable_forward_raw(const Tensor& gx, const Tensor& h0, const Te
     lerp_masked_any(Rows(ht_k, H), Rows(h, H), Rows(c_k, H), keep_p ? keep_p + t * N : nullptr,
                     Rows(h, H), Rows(ys_p + t * NH, H), N, H);
   }
-  vector<Tensor> out{ys, ys.select(0, L - 1)};
-  if (save)
-    for (const Tensor* s : {&c, &a, &ht}) out.push_back(*s);
-  return out;
+  return raw_outputs(ys, save, {c, a, ht});
 }
 
 vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, const Tensor& ys,
@@ -1040,8 +1036,8 @@ vector<Tensor> nbrc_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
 }
 
 // -- MGU (src/cells/mgu.py) ----------------------------------------------------------------
-// Raw both with and without lengths, as the bistable cells': two products a step each way, by
-// sgemm_ as at::addmm/at::matmul on the tensor path's layouts; sigmoid and tanh stay ATen calls.
+// Raw as the GRU's: two products a step each way, by sgemm_ as at::addmm/at::matmul on the
+// tensor path's layouts; sigmoid and tanh stay ATen calls.
 
 // fh = f * h.
 WARMUP_INLINE void mgu_fh(Rows f, Rows h, Rows fh, int64_t N, int64_t H) {
@@ -1120,10 +1116,7 @@ vector<Tensor> mgu_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
     lerp_masked_any(Rows(h, H), Rows(ht_k, H), Rows(f_k, H), keep_p ? keep_p + t * N : nullptr,
                     Rows(h, H), Rows(ys_p + t * NH, H), N, H);
   }
-  vector<Tensor> out{ys, ys.select(0, L - 1)};
-  if (save)
-    for (const Tensor* s : {&f, &fh, &ht}) out.push_back(*s);
-  return out;
+  return raw_outputs(ys, save, {f, fh, ht});
 }
 
 vector<Tensor> mgu_backward_raw(const Opt& d_ys_, const Tensor& d_final, const Tensor& ys,

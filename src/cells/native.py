@@ -1,12 +1,12 @@
 """The C++ time loops of ``native.cpp``: build once, load, and fall back when that fails.
 
-The loops run the same ATen operations as the cells' Python hooks, so the numbers are the
-same to the last bit; they only skip the Python interpreter between operations, which is
-most of a step's cost at small sizes (README, "Speed"). The GRU's, the tanh RNN's and the
-LSTM's loops go further: their elementwise arithmetic runs as one pass, with ATen's roundings,
-on raw buffers with the BLAS calls of at::addmm (the GRU's and the RNN's without per-sample
-lengths, the LSTM's with them too), which :func:`check_fused` confirms once per process (else
-those steps call ATen, as before). The library is compiled on first use
+The loops compute what the cells' Python hooks compute, with the same roundings, so the
+numbers are the same to the last bit; they skip the Python interpreter between operations,
+and ATen's overhead per operation, which are most of a step's cost at small sizes (README,
+"Speed"). Each loop runs its elementwise arithmetic as one pass with ATen's roundings, on raw
+buffers with the BLAS calls of at::addmm, with and without per-sample lengths, which
+:func:`check_fused` confirms once per process (else the loops call ATen's operations one at
+a time, the same numbers again). The library is compiled on first use
 by :func:`torch.utils.cpp_extension.load` (a C++ compiler and ninja: ``pip install -e .``
 brings ninja, and ``make`` builds the library right after the install), into the virtual
 environment (``.venv/torch_extensions/``: each checkout its own build, so that two clones
