@@ -1,6 +1,6 @@
 """The paper's claims as figures and a table: every figure sweep, then the figures from MLflow.
 
-    make reproduce                      # SCALE=cpu: about 40 minutes on two CPU cores
+    make reproduce                      # SCALE=cpu: about 35 minutes on two CPU cores
     make reproduce SCALE=paper          # the paper's sizes, for a GPU
     python -m src.reproduce --scale smoke --tracking-uri sqlite:///tmp/m.db --out /tmp/figs
 
@@ -32,10 +32,10 @@ CONF = ROOT / "conf"
 #: Seconds between two looks at the store for finished jobs.
 POLL = 2.0
 #: ``--plan``'s seconds a job, per scale, before any job of a sweep is in the store: cpu, the
-#: mean of a full cpu reproduce at 1 thread (75.7 min of jobs over 253, commit 347191f,
-#: 2026-11-30); smoke, 44 jobs in about 65 s at 1 thread (2026-11-30). Kept here, not in
+#: mean of a full cpu reproduce at 1 thread (59.1 min of jobs over 253, commit 8b2313c,
+#: 2026-12-01); smoke, 44 jobs in about 65 s at 1 thread (2026-11-30). Kept here, not in
 #: conf/scale/, so that it never enters a run's config (and its digest).
-JOB_SECONDS = {"cpu": 18.0, "smoke": 1.5}
+JOB_SECONDS = {"cpu": 14.0, "smoke": 1.5}
 
 
 def names(group: str) -> list[str]:
