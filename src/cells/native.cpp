@@ -87,16 +87,22 @@ WARMUP_INLINE void gru_pre_n(Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64
   }
 }
 
-// GRU forwards, the new state: h' = lerp(n, h, z), ATen's two-sided formula.
-WARMUP_INLINE void gru_update(Rows n, Rows h, Rows rz, Rows out, int64_t N, int64_t H) {
+// out = lerp(start, end, weight), ATen's two-sided formula, then the mask: rows past their
+// length keep `prev`. (GRU: lerp(n, h, z); BRC, nBRC: lerp(h~, h, c); MGU: lerp(h, h~, f).)
+WARMUP_INLINE void lerp_masked(Rows start, Rows end, Rows weight, const bool* keep, Rows prev,
+                               Rows out, int64_t N, int64_t H) {
   for (int64_t i = 0; i < N; ++i) {
-    const float* __restrict__ a = &n(i, 0), * __restrict__ e = &h(i, 0), * __restrict__ z = &rz(i, H);
+    if (keep && !keep[i]) {
+      std::memcpy(&out(i, 0), &prev(i, 0), H * sizeof(float));
+      continue;
+    }
+    const float* __restrict__ a = &start(i, 0), * __restrict__ e = &end(i, 0), * __restrict__ w = &weight(i, 0);
     float* __restrict__ o = &out(i, 0);
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
-      const float diff = e[j] - a[j];  // both sides, then a select: no branch, vectorised
-      const float low = std::fma(z[j], diff, a[j]), high = std::fma(-diff, 1.0f - z[j], e[j]);
-      o[j] = std::fabs(z[j]) < 0.5f ? low : high;
+      const float diff = e[j] - a[j];
+      const float low = std::fma(w[j], diff, a[j]), high = std::fma(-diff, 1.0f - w[j], e[j]);
+      o[j] = std::fabs(w[j]) < 0.5f ? low : high;
     }
   }
 }
@@ -135,8 +141,9 @@ WARMUP_INLINE void gru_back(Rows dh, const bool* keep, const float* zero, Rows h
 WARMUP_DISPATCH(gru_pre_rz, (Rows gx, Rows gh, Rows rz, int64_t N, int64_t H2), (gx, gh, rz, N, H2))
 WARMUP_DISPATCH(gru_pre_n, (Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64_t H),
                 (gx, gh, rz, n, N, H))
-WARMUP_DISPATCH(gru_update, (Rows n, Rows h, Rows rz, Rows out, int64_t N, int64_t H),
-                (n, h, rz, out, N, H))
+WARMUP_DISPATCH(lerp_masked, (Rows start, Rows end, Rows weight, const bool* keep, Rows prev,
+                              Rows out, int64_t N, int64_t H),
+                (start, end, weight, keep, prev, out, N, H))
 WARMUP_DISPATCH(gru_back, (Rows dh, const bool* keep, const float* zero, Rows h, Rows rz, Rows n,
                            Rows gh_n, Rows d_gx, Rows dh_z, Rows d_rec, int64_t N, int64_t H),
                 (dh, keep, zero, h, rz, n, gh_n, d_gx, dh_z, d_rec, N, H))
@@ -321,6 +328,38 @@ bool raw_ok(const Tensor& gx, const Tensor& h0, std::initializer_list<const Tens
          h0.is_contiguous() && h0.scalar_type() == at::kFloat && h0.device().is_cpu();
 }
 
+// Whether the incoming gradients suit a raw backward: float32 on the CPU (it copies those
+// that are not contiguous, as an expanded gradient often is).
+bool raw_grads(const Opt& d_ys, const vector<Tensor>& d_final) {
+  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
+  for (const Tensor& d : d_final)
+    if (!f32(d)) return false;
+  return !d_ys || f32(*d_ys);
+}
+
+// What every raw backward loop reads besides its cell's own buffers: d_ys (contiguous), the
+// lengths mask, and a row of zeros for the rows past their length.
+struct RawBack {
+  Tensor d_ys;
+  const float* dys;
+  const bool* keep;
+  vector<float> zero;
+  int64_t N, H;
+  RawBack(const Opt& d_ys_, const Opt& keep_, int64_t N_, int64_t H_)
+      : d_ys(d_ys_ ? d_ys_->contiguous() : Tensor()),
+        dys(d_ys.defined() ? d_ys.data_ptr<float>() : nullptr),
+        keep(keep_ ? keep_->data_ptr<bool>() : nullptr), zero(H_, 0.0f), N(N_), H(H_) {}
+  // Step t: dh += d_ys[t] (d_state[0] + d_ys[t]); returns the step's mask row (nullptr: none).
+  const bool* step(int64_t t, float* dh) const {
+    if (dys) add_into_any(dh, dys + t * N * H, N * H);
+    return keep ? keep + t * N : nullptr;
+  }
+  // After the step's products: d_prev + where(keep, 0, d) (add_carried), with lengths only.
+  void carry(float* d_prev, const float* d, const bool* keep_t) const {
+    if (keep_t) add_carried(d_prev, d, keep_t, zero.data(), N, H);
+  }
+};
+
 bool raw_gru(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights, const Opt& keep) {
   return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep);
 }
@@ -349,11 +388,8 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
     at::sigmoid_(rz_t[k]);
     gru_pre_n_any(Rows(gx_t, 3 * H), Rows(gh_k, 3 * H), Rows(rz_k, 2 * H), Rows(n_k, H), N, H);
     at::tanh_(n_t[k]);
-    float* h_out = ys_p + t * N * H;
-    gru_update_any(Rows(n_k, H), Rows(h, H), Rows(rz_k, 2 * H), Rows(h_out, H), N, H);
-    if (keep)  // the lengths mask: rows past their length keep h
-      for (int64_t i = 0; i < N; ++i)
-        if (!keep_p[t * N + i]) std::memcpy(h_out + i * H, h + i * H, H * sizeof(float));
+    lerp_masked_any(Rows(n_k, H), Rows(h, H), Rows(rz_k + H, 2 * H),
+                    keep_p ? keep_p + t * N : nullptr, Rows(h, H), Rows(ys_p + t * N * H, H), N, H);
   }
   return raw_outputs(ys, save, {rz, n, gh.narrow(2, 2 * H, H)});
 }
@@ -361,11 +397,10 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
 bool raw_gru_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
                   const vector<Tensor>& state0, const vector<Tensor>& saved,
                   const vector<Tensor>& weights, const Opt& keep) {
-  if (!raw_gru(ys, state0[0], weights, keep) || saved.size() != 3) return false;
+  if (saved.size() != 3 || !raw_ok(ys, state0[0], {&weights[0], &weights[1], &saved[0], &saved[1]},
+                                   keep) || !raw_grads(d_ys, d_final))
+    return false;
   const Tensor& gh_n = saved[2];
-  for (const Tensor* t : {&d_final[0], &saved[0], &saved[1]})
-    if (t->scalar_type() != at::kFloat || !t->is_contiguous()) return false;
-  if (d_ys && (d_ys->scalar_type() != at::kFloat || !d_ys->is_contiguous())) return false;
   return gh_n.scalar_type() == at::kFloat && gh_n.stride(2) == 1 &&
          gh_n.stride(1) == 3 * ys.size(2) && gh_n.stride(0) == ys.size(1) * 3 * ys.size(2);
 }
@@ -376,26 +411,24 @@ vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   Tensor d_gx = at::empty({L, N, 3 * H}, ys.options()), d_rec = at::empty({L, N, H}, ys.options());
-  Tensor dh = d_final.clone(), next = at::empty({N, H}, ys.options());
-  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
-  vector<float> zero(H, 0.0f);
+  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, ys.options());
+  const RawBack rb(d_ys, keep, N, H);
   const float *ys_p = ys.data_ptr<float>(), *rz_p = saved[0].data_ptr<float>(),
               *n_p = saved[1].data_ptr<float>(), *ghn_p = saved[2].data_ptr<float>(),
-              *w_p = w.data_ptr<float>(), *dys_p = d_ys ? d_ys->data_ptr<float>() : nullptr;
+              *w_p = w.data_ptr<float>();
   float *dgx_p = d_gx.data_ptr<float>(), *drec_p = d_rec.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
-    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const bool* keep_t = rb.step(t, g);
     const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
     float *dgx_t = dgx_p + t * N * 3 * H, *drec_t = drec_p + t * NH;
-    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
-    gru_back_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(rz_p + t * N * 2 * H, 2 * H),
+    gru_back_any(Rows(g, H), keep_t, rb.zero.data(), Rows(h, H), Rows(rz_p + t * N * 2 * H, 2 * H),
                  Rows(n_p + t * NH, H), Rows(ghn_p + t * N * 3 * H, 3 * H), Rows(dgx_t, 3 * H),
                  Rows(out, H), Rows(drec_t, H), N, H);
     // at::addmm(dh_z, d_rz, W_rz).addmm_(d_rec, W_n), dh_z already in `out`
     gemm('n', 'n', H, N, 2 * H, w_p, H, dgx_t, 3 * H, out, H);
     gemm('n', 'n', H, N, H, w_p + 2 * H * H, H, drec_t, H, out, H);
-    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
+    rb.carry(out, g, keep_t);
     std::swap(dh, next);
   }
   return {d_gx, dh, d_rec};
@@ -419,7 +452,8 @@ vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor
       at::sigmoid_(rz);
       gru_pre_n_any(Rows(gx_t), Rows(gh), Rows(rz), Rows(n), N, H);
       at::tanh_(n);
-      gru_update_any(Rows(n), Rows(h), Rows(rz), Rows(h_out), N, H);
+      lerp_masked_any(Rows(n), Rows(h), Rows(rz.data_ptr<float>() + H, rz.stride(0)), nullptr,
+                      Rows(h), Rows(h_out), N, H);
       return vector<Tensor>{h_out};
     }
     auto g = gx_t.split_with_sizes({2 * H, H}, 1);
@@ -507,20 +541,17 @@ vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = h_new.size(0), N = h_new.size(1), H = h_new.size(2), NH = N * H;
   Tensor d_gx = at::empty({L, N, H}, h_new.options());
-  Tensor dh = d_final.clone(), next = at::empty({N, H}, h_new.options());
-  const float *hn_p = h_new.data_ptr<float>(), *w_p = w.data_ptr<float>(),
-              *dys_p = d_ys ? d_ys->data_ptr<float>() : nullptr;
-  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
-  vector<float> zero(H, 0.0f);
+  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, h_new.options());
+  const RawBack rb(d_ys, keep, N, H);
+  const float *hn_p = h_new.data_ptr<float>(), *w_p = w.data_ptr<float>();
   float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
-    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const bool* keep_t = rb.step(t, g);
     float* d_pre = dgx_p + t * NH;
-    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
-    rnn_back_any(Rows(g, H), keep_t, zero.data(), Rows(hn_p + t * NH, H), Rows(d_pre, H), N, H);
+    rnn_back_any(Rows(g, H), keep_t, rb.zero.data(), Rows(hn_p + t * NH, H), Rows(d_pre, H), N, H);
     gemm('n', 'n', H, N, H, w_p, H, d_pre, H, out, H, 0.0f);  // at::mm(d_pre, W)
-    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
+    rb.carry(out, g, keep_t);
     std::swap(dh, next);
   }
   return {d_gx, dh};
@@ -544,8 +575,7 @@ vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tenso
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
   const Tensor& w_hh = weights[0];
-  if (raw_ok(ys, state0[0], {&w_hh, &d_final[0], &saved[0]}, keep) &&
-      (!d_ys || (d_ys->scalar_type() == at::kFloat && d_ys->is_contiguous())))
+  if (raw_ok(ys, state0[0], {&w_hh, &saved[0]}, keep) && raw_grads(d_ys, d_final))
     return rnn_backward_raw(d_ys, d_final[0], saved[0], w_hh, keep);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, w_hh.size(0),
                        [&](const vector<Tensor>& ds, const vector<Tensor>&,
@@ -624,8 +654,6 @@ WARMUP_DISPATCH(lstm_back, (Rows dh, Rows dc, const bool* keep, const float* zer
                             int64_t H),
                 (dh, dc, keep, zero, c, if_, g, o, tc, d_g, dc_out, N, H))
 
-
-
 vector<Tensor> lstm_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& c0,
                                 const Tensor& w, const Opt& keep, bool save) {
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -679,32 +707,27 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
   Tensor d_gx = at::empty({L, N, 4 * H}, opt);
-  Tensor dh = d_final[0].contiguous().clone(), dc = d_final[1].contiguous().clone();
+  Tensor dh = d_final[0].clone(at::MemoryFormat::Contiguous),
+         dc = d_final[1].clone(at::MemoryFormat::Contiguous);
   Tensor dh_next = at::empty({N, H}, opt), dc_next = at::empty({N, H}, opt);
-  Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
-  vector<float> zero(H, 0.0f);
-  const float *ys_p = ys.data_ptr<float>(), *cs_p = saved[0].data_ptr<float>(),
-              *if_p = saved[1].data_ptr<float>(), *g_p = saved[2].data_ptr<float>(),
-              *o_p = saved[3].data_ptr<float>(), *tc_p = saved[4].data_ptr<float>(),
-              *w_p = w.data_ptr<float>(), *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
-  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+  const RawBack rb(d_ys_, keep, N, H);
+  const float *cs_p = saved[0].data_ptr<float>(), *if_p = saved[1].data_ptr<float>(),
+              *g_p = saved[2].data_ptr<float>(), *o_p = saved[3].data_ptr<float>(),
+              *tc_p = saved[4].data_ptr<float>(), *w_p = w.data_ptr<float>();
   float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *gh = dh.data_ptr<float>(), *gc = dc.data_ptr<float>();
-    if (dys_p) add_into_any(gh, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const bool* keep_t = rb.step(t, gh);
     const float* c = t > 0 ? cs_p + (t - 1) * NH : state0[1].data_ptr<float>();
     float* d_g = dgx_p + t * N * 4 * H;
-    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
-    lstm_back_any(Rows(gh, H), Rows(gc, H), keep_t, zero.data(), Rows(c, H),
+    lstm_back_any(Rows(gh, H), Rows(gc, H), keep_t, rb.zero.data(), Rows(c, H),
                   Rows(if_p + t * N * 2 * H, 2 * H), Rows(g_p + t * NH, H), Rows(o_p + t * NH, H),
                   Rows(tc_p + t * NH, H), Rows(d_g, 4 * H), Rows(dc_next.data_ptr<float>(), H),
                   N, H);
     float* hn = dh_next.data_ptr<float>();
     gemm('n', 'n', H, N, 4 * H, w_p, H, d_g, 4 * H, hn, H, 0.0f);  // at::matmul(d_gates, W)
-    if (keep_t) {
-      add_carried(hn, gh, keep_t, zero.data(), N, H);
-      add_carried(dc_next.data_ptr<float>(), gc, keep_t, zero.data(), N, H);
-    }
+    rb.carry(hn, gh, keep_t);
+    rb.carry(dc_next.data_ptr<float>(), gc, keep_t);
     std::swap(dh, dh_next);
     std::swap(dc, dc_next);
   }
@@ -738,10 +761,9 @@ vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tens
                              const Opt& keep) {
   const Tensor& w_hh = weights[0];
   const int64_t H = state0[0].size(1);
-  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   if (saved.size() == 5 && raw_ok(ys, state0[0], {&w_hh, &state0[1], &saved[0], &saved[1],
                                                   &saved[2], &saved[3], &saved[4]}, keep) &&
-      f32(d_final[0]) && f32(d_final[1]) && (!d_ys || f32(*d_ys)))  // these made contiguous
+      raw_grads(d_ys, d_final))
     return lstm_backward_raw(d_ys, d_final, ys, state0, saved, w_hh, keep);
   return backward_loop(d_ys, d_final, ys, state0, saved, keep, 4 * H,
                        [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
@@ -775,26 +797,6 @@ WARMUP_INLINE void bistable_pre_h(Rows gx, Rows a, Rows h, Rows pre, int64_t N, 
     for (int64_t j = 0; j < H; ++j) {
       aa[j] = aa[j] + 1.0f;
       o[j] = std::fma(aa[j], hh[j], g[j]);
-    }
-  }
-}
-
-// out = lerp(start, end, weight) (ATen's two-sided formula, as the GRU's), then the mask: rows
-// past their length keep `prev`. (BRC, nBRC: lerp(h~, h, c); MGU: lerp(h, h~, f).)
-WARMUP_INLINE void lerp_masked(Rows start, Rows end, Rows weight, const bool* keep, Rows prev,
-                               Rows out, int64_t N, int64_t H) {
-  for (int64_t i = 0; i < N; ++i) {
-    if (keep && !keep[i]) {
-      std::memcpy(&out(i, 0), &prev(i, 0), H * sizeof(float));
-      continue;
-    }
-    const float* __restrict__ a = &start(i, 0), * __restrict__ e = &end(i, 0), * __restrict__ w = &weight(i, 0);
-    float* __restrict__ o = &out(i, 0);
-#pragma GCC ivdep
-    for (int64_t j = 0; j < H; ++j) {
-      const float diff = e[j] - a[j];
-      const float low = std::fma(w[j], diff, a[j]), high = std::fma(-diff, 1.0f - w[j], e[j]);
-      o[j] = std::fabs(w[j]) < 0.5f ? low : high;
     }
   }
 }
@@ -844,9 +846,6 @@ WARMUP_INLINE void bistable_back(Rows dh, const bool* keep, const float* zero, R
 }
 WARMUP_DISPATCH(bistable_pre_h, (Rows gx, Rows a, Rows h, Rows pre, int64_t N, int64_t H),
                 (gx, a, h, pre, N, H))
-WARMUP_DISPATCH(lerp_masked, (Rows start, Rows end, Rows weight, const bool* keep, Rows prev,
-                              Rows out, int64_t N, int64_t H),
-                (start, end, weight, keep, prev, out, N, H))
 WARMUP_DISPATCH(brc_pre, (Rows gx, const float* w_c, const float* w_a, Rows h, Rows c, Rows a,
                           int64_t N, int64_t H),
                 (gx, w_c, w_a, h, c, a, N, H))
@@ -903,28 +902,24 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
   Tensor d_gx = at::empty({L, N, 3 * H}, opt);
-  Tensor dh = d_final.contiguous().clone(), next = at::empty({N, H}, opt);
-  Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
-  vector<float> zero(H, 0.0f);
+  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, opt);
+  const RawBack rb(d_ys_, keep, N, H);
   const float *ys_p = ys.data_ptr<float>(), *c_p = saved[0].data_ptr<float>(),
-              *a_p = saved[1].data_ptr<float>(), *ht_p = saved[2].data_ptr<float>(),
-              *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
+              *a_p = saved[1].data_ptr<float>(), *ht_p = saved[2].data_ptr<float>();
   const float *wc_p = w_c ? w_c->data_ptr<float>() : nullptr,
               *wa_p = w_a ? w_a->data_ptr<float>() : nullptr;
-  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
   float* dgx_p = d_gx.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
-    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const bool* keep_t = rb.step(t, g);
     const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
     float* d_g = dgx_p + t * N * 3 * H;
-    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
-    bistable_back_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(c_p + t * NH, H),
+    bistable_back_any(Rows(g, H), keep_t, rb.zero.data(), Rows(h, H), Rows(c_p + t * NH, H),
                       Rows(a_p + t * NH, H), Rows(ht_p + t * NH, H), wc_p, wa_p,
                       Rows(d_g, 3 * H), Rows(out, H), N, H);
     if (w)  // at::addmm(d_h, d_gx[:, :2H], W)
       gemm('n', 'n', H, N, 2 * H, w->data_ptr<float>(), H, d_g, 3 * H, out, H);
-    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
+    rb.carry(out, g, keep_t);
     std::swap(dh, next);
   }
   return {d_gx, dh};
@@ -940,10 +935,9 @@ bool raw_bistable(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weig
 bool raw_bistable_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
                        const vector<Tensor>& state0, const vector<Tensor>& saved,
                        const vector<Tensor>& weights, const Opt& keep) {
-  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   return saved.size() == 3 && raw_bistable(ys, state0[0], weights, keep) &&
          raw_ok(ys, state0[0], {&saved[0], &saved[1], &saved[2]}, keep) &&
-         f32(d_final[0]) && (!d_ys || f32(*d_ys));  // these two made contiguous
+         raw_grads(d_ys, d_final);
 }
 
 // The tensor path (the hooks' ATen operations one by one): where the raw loop does not apply.
@@ -1126,27 +1120,25 @@ vector<Tensor> mgu_backward_raw(const Opt& d_ys_, const Tensor& d_final, const T
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
   Tensor d_gx = at::empty({L, N, 2 * H}, opt);
-  Tensor dh = d_final.contiguous().clone(), next = at::empty({N, H}, opt), d_fh = at::empty({N, H}, opt);
-  Tensor d_ys = d_ys_ ? d_ys_->contiguous() : Tensor();
-  vector<float> zero(H, 0.0f);
+  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, opt),
+         d_fh = at::empty({N, H}, opt);
+  const RawBack rb(d_ys_, keep, N, H);
   const float *ys_p = ys.data_ptr<float>(), *f_p = saved[0].data_ptr<float>(),
-              *ht_p = saved[2].data_ptr<float>(), *uf_p = w.data_ptr<float>(), *uh_p = uf_p + H * H,
-              *dys_p = d_ys.defined() ? d_ys.data_ptr<float>() : nullptr;
-  const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
+              *ht_p = saved[2].data_ptr<float>(), *uf_p = w.data_ptr<float>(), *uh_p = uf_p + H * H;
   float *dgx_p = d_gx.data_ptr<float>(), *dfh_p = d_fh.data_ptr<float>();
   for (int64_t t = L - 1; t >= 0; --t) {
     float *g = dh.data_ptr<float>(), *out = next.data_ptr<float>();
-    if (dys_p) add_into_any(g, dys_p + t * NH, NH);  // d_state[0] + d_ys[t]
+    const bool* keep_t = rb.step(t, g);
     const float* h = t > 0 ? ys_p + (t - 1) * NH : h0.data_ptr<float>();
     const float *f = f_p + t * NH, *ht = ht_p + t * NH;
     float* d_g = dgx_p + t * N * 2 * H;
-    const bool* keep_t = keep_p ? keep_p + t * N : nullptr;
-    mgu_back_h_any(Rows(g, H), keep_t, zero.data(), Rows(f, H), Rows(ht, H), Rows(d_g, 2 * H), N, H);
+    mgu_back_h_any(Rows(g, H), keep_t, rb.zero.data(), Rows(f, H), Rows(ht, H), Rows(d_g, 2 * H),
+                   N, H);
     gemm('n', 'n', H, N, H, uh_p, H, d_g + H, 2 * H, dfh_p, H, 0.0f);  // at::matmul(d_h~, U_h)
-    mgu_back_f_any(Rows(g, H), keep_t, zero.data(), Rows(h, H), Rows(f, H), Rows(ht, H),
+    mgu_back_f_any(Rows(g, H), keep_t, rb.zero.data(), Rows(h, H), Rows(f, H), Rows(ht, H),
                    Rows(dfh_p, H), Rows(d_g, 2 * H), Rows(out, H), N, H);
     gemm('n', 'n', H, N, H, uf_p, H, d_g, 2 * H, out, H);  // at::addmm(., d_f, U_f)
-    if (keep_t) add_carried(out, g, keep_t, zero.data(), N, H);
+    rb.carry(out, g, keep_t);
     std::swap(dh, next);
   }
   return {d_gx, dh};
@@ -1155,10 +1147,9 @@ vector<Tensor> mgu_backward_raw(const Opt& d_ys_, const Tensor& d_final, const T
 bool raw_mgu_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
                   const vector<Tensor>& state0, const vector<Tensor>& saved,
                   const vector<Tensor>& weights, const Opt& keep) {
-  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   return saved.size() == 3 &&
          raw_ok(ys, state0[0], {&weights[0], &saved[0], &saved[1], &saved[2]}, keep) &&
-         f32(d_final[0]) && (!d_ys || f32(*d_ys));  // these two made contiguous
+         raw_grads(d_ys, d_final);
 }
 
 vector<Tensor> mgu_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
