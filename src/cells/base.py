@@ -62,9 +62,10 @@ outputs and gradients):
   whole sequences (the LSTM) uses that instead when no ``lengths`` are given, and,
   with ``lengths``, runs it once per distinct length when that pays
   (:func:`kernel_by_length`). A built-in cell that names its loop in C++
-  (``native``: gru, mgu, rnn, and the LSTM's loop) runs the same operations there
-  (``src/cells/native.cpp``): the same numbers to the last bit, without the Python
-  interpreter between the operations; without the compiled library, the Python loop.
+  (``native``: gru, mgu, rnn, brc, nbrc, and the LSTM's loop) runs its float32 CPU loops
+  there (``src/cells/native.cpp``): the same equations without the Python interpreter
+  between the operations, equal to the Python loop up to float32 rounding (checked when the
+  library loads); without the compiled library, the Python loop.
 """
 
 from __future__ import annotations
@@ -143,9 +144,9 @@ class RecurrentCell(nn.Module):
         raise NotImplementedError  # pragma: no cover
 
     #: Optional: the name of this cell's loop in C++ (``src/cells/native.cpp``: "gru", "mgu",
-    #: "rnn", "lstm"), which runs the same operations as ``fused_step`` and
-    #: ``fused_step_backward`` without the Python interpreter between them (same numbers,
-    #: faster). Used by the fast path only while the class keeps the hooks of the class that
+    #: "rnn", "lstm", "brc", "nbrc"), which computes the equations of ``fused_step`` and
+    #: ``fused_step_backward`` without the Python interpreter between them (the same numbers
+    #: up to float32 rounding, faster). Used by the fast path only while the class keeps the hooks of the class that
     #: declared it: a subclass that overrides one of them runs its own Python hooks.
     native: str | None = None
 
@@ -181,9 +182,10 @@ class RecurrentCell(nn.Module):
         return [b[first * H:last * H] for name in ("bias_ih", "bias_hh", "bias")
                 if isinstance(b := getattr(self, name, None), Tensor) and b.dim() == 1]
 
-    def native_ops(self):
+    def native_ops(self, like: Tensor | None = None):
         """``(forward, backward)`` of the C++ loop for this cell, or ``None``: the Python loop
-        (no ``native`` name, hooks overridden since it was declared, or no C++ library)."""
+        (no ``native`` name, hooks overridden since it was declared, no C++ library, or
+        ``like``, the input projection, is not a float32 CPU tensor)."""
         if self.native is None:
             return None
         cls = type(self)
@@ -193,7 +195,7 @@ class RecurrentCell(nn.Module):
             return None
         from src.cells import native
 
-        return native.ops(self.native)
+        return native.ops(self.native, like)
 
     def step(self, gx_t: Tensor, state: State) -> State:
         """The recurrent part of one time step (differentiable by autograd)."""
@@ -236,7 +238,8 @@ class RecurrentCell(nn.Module):
             if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
                 ys, *state = FusedLoop.apply(self, keep, *tensors)
             else:
-                ys, state, _ = run_loop(self, gx, state, weights, keep, save=False)
+                ys, state, _ = run_loop(self, gx, state, weights, keep, save=False,
+                                        native=self.native_ops(gx))
             return ys, tuple(state)
 
         outputs = []
@@ -307,16 +310,15 @@ def kernel_by_length(cell: RecurrentCell, x_seq: Tensor, state: State, lengths: 
 
 
 def run_loop(cell: RecurrentCell, gx: Tensor, state: State, weights, keep: Tensor | None,
-             save: bool):
+             save: bool, native=None):
     """Forward time loop of ``cell`` without autograd.
 
     Returns ``(y_seq, final_state, (states, auxes))``; with ``save``, the lists of
     each step's state tensors beyond ``h`` (after ``lengths`` masking; ``h`` is
     in ``y_seq``) and of each step's aux, else empty lists. On the C++ loop
-    (``cell.native_ops()``), ``(states, auxes)`` is instead the list of those
-    quantities, each stacked over time, as ``native.cpp`` returns them.
+    (``native``, the operators of ``cell.native_ops(gx)``), ``(states, auxes)`` is instead
+    the list of those quantities, each stacked over time, as ``native.cpp`` returns them.
     """
-    native = cell.native_ops()
     if native is not None:
         with torch.no_grad():
             ys, *rest = native[0](gx, list(state), list(weights), keep, save)
@@ -348,10 +350,12 @@ class FusedLoop(torch.autograd.Function):
     def forward(ctx, cell, keep, gx, *tensors):
         n = cell.state_size
         state, weights = tuple(tensors[:n]), tuple(tensors[n:])
-        ys, final, saved = run_loop(cell, gx, state, weights, keep, save=True)
+        native = cell.native_ops(gx)  # the backward runs on the loop the forward ran on
+        ys, final, saved = run_loop(cell, gx, state, weights, keep, save=True, native=native)
         # Intermediates (neither inputs nor outputs) may be kept on ctx directly;
         # outputs may not (reference cycle), hence the clones of the final state.
         ctx.cell, ctx.n_state, ctx.saved, ctx.keep, ctx.gx_shape = cell, n, saved, keep, gx.shape
+        ctx.native = native
         ctx.save_for_backward(ys, *state, *weights)
         return (ys, *(s.clone() for s in final))
 
@@ -364,7 +368,7 @@ class FusedLoop(torch.autograd.Function):
         keep = ctx.keep
         L = ys.shape[0]
         d_state = tuple(torch.zeros_like(state0[0]) if d is None else d for d in d_final)
-        native = cell.native_ops()
+        native = ctx.native
         if native is not None:  # the same steps in C++ (native.cpp)
             d_gx, *d_state = native[1](d_ys, list(d_state), ys, list(state0), ctx.saved,
                                        list(weights), keep)

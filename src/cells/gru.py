@@ -37,7 +37,7 @@ class GRU(RecurrentCell):
     #: warmup.method=excite: the candidate n's block U_n (README, "Warm-up that holds")
     excitation_rows = (2, 3)
     excitation_scale = 0.5  # U's feedback passes through the reset gate r, sigma(0) at init
-    #: the same loop in C++ (src/cells/native.cpp): same numbers, faster
+    #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster
     native = "gru"
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:

@@ -47,7 +47,7 @@ class LSTM(RecurrentCell):
     #: warmup.method=excite: the cell input g's block U_g (README, "Warm-up that holds")
     excitation_rows = (2, 3)
     excitation_scale = 0.5  # U's feedback passes through the output gate o, sigma(0) at init
-    #: the same loop in C++ (src/cells/native.cpp): same numbers, faster
+    #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster
     native = "lstm"
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:

@@ -35,7 +35,7 @@ class MGU(RecurrentCell):
     #: warmup.method=excite: the candidate's block U_h (README, "Warm-up that holds")
     excitation_rows = (1, 2)
     excitation_scale = 0.5  # U's feedback passes through the forget gate f, sigma(0) at init
-    #: the same loop in C++ (src/cells/native.cpp): same numbers, faster
+    #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster
     native = "mgu"
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:

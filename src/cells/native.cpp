@@ -1,15 +1,18 @@
 // The time loops of the built-in cells in C++ (src/cells/native.py builds and loads this file).
 //
-// Each loop computes, step by step, what the cell's Python hooks (fused_step,
-// fused_step_backward in src/cells/*.py) compute, with the same roundings, so the results are
-// the same to the last bit. Two paths: the tensor path runs the hooks' ATen operations on
-// tensors of the same shapes and layouts; the raw path (every cell, where raw_ok allows it)
-// runs the elementwise arithmetic as fused passes that round as those operations do, the
-// products as the BLAS calls they make, and sigmoid and tanh as ATen calls on the same
-// layouts. What goes away is the Python interpreter between the operations and ATen's
-// per-operation overhead, which at small sizes (32 units, batch 32) cost more than the
-// arithmetic. tests/test_cells.py checks the equality on every path; native.py's check_fused
-// checks the raw path once per process and turns it off where the roundings differ.
+// Each loop computes, step by step, the equations of the cell's Python hooks (fused_step,
+// fused_step_backward in src/cells/*.py) on raw float32 buffers: the elementwise arithmetic of a
+// step runs as one fused pass, the matrix products call the BLAS routine behind torch's own
+// at::addmm (sgemm_), and sigmoid and tanh are ATen's vectorised calls. What goes away is the
+// Python interpreter between the operations and ATen's per-operation overhead, which at small
+// sizes (32 units, batch 32) cost more than the arithmetic.
+//
+// The results equal the Python loop's up to float32 rounding, not bit for bit: the order of the
+// additions, the use of fused multiply-adds and the BLAS kernel differ between CPUs and between
+// the two paths. tests/test_cells.py compares the two with float32 tolerances, and
+// src/cells/native.py checks the same at load time on several shapes, turning the loops off
+// (the Python loops then run) where they do not agree. Only float32 CPU tensors come here;
+// native.py sends everything else (float64, other devices) to the Python loop.
 //
 // Operators, in the namespace `warmup_rnn` (torch.ops.warmup_rnn.*), for CELL in
 // {gru, mgu, rnn, lstm, brc, nbrc}:
@@ -37,25 +40,6 @@ namespace {
 
 using Opt = c10::optional<Tensor>;
 
-// -- Fused elementwise arithmetic --------------------------------------------------------------
-// A step's additions, products and lerps run in one pass over the gates instead of one ATen
-// call each (sigmoid and tanh stay ATen calls; the raw loops call sgemm_ for the products). Each value is computed
-// with the roundings of the ATen operation it replaces: a + b and a * b are single IEEE
-// operations; ATen's addcmul (a + v * b * c) and lerp round like one fused multiply-add
-// (`std::fma`), and this file is compiled with -ffp-contract=off so that the compiler adds no
-// fma of its own. src/cells/native.py checks the equality once per process against the ATen
-// operations (set_fused) and turns the fused path off, with a warning, where it does not hold.
-bool g_fused = true;
-
-bool fusable(std::initializer_list<const Tensor*> ts) {
-  if (!g_fused) return false;
-  for (const Tensor* t : ts)
-    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || t->dim() != 2 ||
-        t->stride(1) != 1)
-      return false;
-  return true;
-}
-
 // A row-major (N, *) float view: element (i, j) at p[i * ld + j].
 struct Rows {
   float* p;
@@ -66,6 +50,10 @@ struct Rows {
 };
 
 #define WARMUP_INLINE static inline __attribute__((always_inline))
+
+// a * b + c: one fused multiply-add where the CPU has one (the AVX2 build of each kernel below),
+// a product and a sum elsewhere.
+WARMUP_INLINE float madd(float a, float b, float c) { return a * b + c; }
 
 // GRU forwards, before the sigmoid: rz = gx_rz + gh_rz.
 WARMUP_INLINE void gru_pre_rz(Rows gx, Rows gh, Rows rz, int64_t N, int64_t H2) {
@@ -83,7 +71,7 @@ WARMUP_INLINE void gru_pre_n(Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64
     const float* __restrict__ a = &gx(i, 2 * H), * __restrict__ b = &gh(i, 2 * H), * __restrict__ r = &rz(i, 0);
     float* __restrict__ o = &n(i, 0);
 #pragma GCC ivdep
-    for (int64_t j = 0; j < H; ++j) o[j] = std::fma(r[j], b[j], a[j]);
+    for (int64_t j = 0; j < H; ++j) o[j] = madd(r[j], b[j], a[j]);
   }
 }
 
@@ -101,7 +89,7 @@ WARMUP_INLINE void lerp_masked(Rows start, Rows end, Rows weight, const bool* ke
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const float diff = e[j] - a[j];
-      const float low = std::fma(w[j], diff, a[j]), high = std::fma(-diff, 1.0f - w[j], e[j]);
+      const float low = madd(w[j], diff, a[j]), high = madd(-diff, 1.0f - w[j], e[j]);
       o[j] = std::fabs(w[j]) < 0.5f ? low : high;
     }
   }
@@ -119,9 +107,9 @@ WARMUP_INLINE void gru_back(Rows dh, const bool* keep, const float* zero, Rows h
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const float g_z = g[j] * z[j];
-      const float d_n = (g[j] - g_z) * std::fma(-nn[j], nn[j], 1.0f);
-      dr[j] = (d_n * c[j]) * std::fma(-r[j], r[j], r[j]);
-      dz[j] = (g[j] * (hp[j] - nn[j])) * std::fma(-z[j], z[j], z[j]);
+      const float d_n = (g[j] - g_z) * madd(-nn[j], nn[j], 1.0f);
+      dr[j] = (d_n * c[j]) * madd(-r[j], r[j], r[j]);
+      dz[j] = (g[j] * (hp[j] - nn[j])) * madd(-z[j], z[j], z[j]);
       dn[j] = d_n;
       gz[j] = g_z;
       dc[j] = d_n * r[j];
@@ -129,8 +117,9 @@ WARMUP_INLINE void gru_back(Rows dh, const bool* keep, const float* zero, Rows h
   }
 }
 
-// Each kernel twice: for CPUs with AVX2 and FMA (vectorised fma instructions), and plain
-// (std::fma in software where the CPU has none: the same numbers, slower).
+// Each kernel twice on x86-64: built for AVX2 and FMA (chosen at run time where the CPU has
+// them) and for the baseline instruction set; elsewhere (aarch64, ...) once, for the target.
+#if defined(__x86_64__) || defined(__i386__)
 #define WARMUP_DISPATCH(name, params, args)                                                      \
   __attribute__((target("avx2,fma"))) void name##_avx2 params { name args; }                    \
   void name##_plain params { name args; }                                                        \
@@ -138,6 +127,10 @@ WARMUP_INLINE void gru_back(Rows dh, const bool* keep, const float* zero, Rows h
     static const bool fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");   \
     if (fast) name##_avx2 args; else name##_plain args;                                          \
   }
+#else
+#define WARMUP_DISPATCH(name, params, args) \
+  void name##_any params { name args; }
+#endif
 WARMUP_DISPATCH(gru_pre_rz, (Rows gx, Rows gh, Rows rz, int64_t N, int64_t H2), (gx, gh, rz, N, H2))
 WARMUP_DISPATCH(gru_pre_n, (Rows gx, Rows gh, Rows rz, Rows n, int64_t N, int64_t H),
                 (gx, gh, rz, n, N, H))
@@ -148,104 +141,12 @@ WARMUP_DISPATCH(gru_back, (Rows dh, const bool* keep, const float* zero, Rows h,
                            Rows gh_n, Rows d_gx, Rows dh_z, Rows d_rec, int64_t N, int64_t H),
                 (dh, keep, zero, h, rz, n, gh_n, d_gx, dh_z, d_rec, N, H))
 
-// Per-step quantities saved for the backward pass, written straight into (L, N, *) buffers
-// (a fresh buffer per quantity, allocated on its first step; without `save`, one scratch
-// tensor per quantity, reused every step).
-struct Saver {
-  bool save;
-  int64_t L;
-  vector<Tensor> buffers;
-  // The tensor to write quantity `k` of step `t` into (contiguous, like a freshly made one).
-  Tensor at(size_t k, int64_t t, at::IntArrayRef shape, const Tensor& like) {
-    if (buffers.size() <= k) buffers.resize(k + 1);
-    if (!buffers[k].defined()) {
-      vector<int64_t> full{save ? L : 1};
-      full.insert(full.end(), shape.begin(), shape.end());
-      buffers[k] = at::empty(full, like.options());
-    }
-    return buffers[k].select(0, save ? t : 0);
-  }
-};
-
-// The loop forwards. `step(t, gx_t, state, h_out, saver)` writes the new h into `h_out` (a
-// contiguous (N, H) slice of the output) and returns the new state with h_out first.
-template <class Step>
-vector<Tensor> forward_loop(const Tensor& gx, vector<Tensor> state, const Opt& keep, bool save,
-                            Step step) {
-  at::AutoDispatchBelowADInplaceOrView guard;  // no autograd: the caller is its backward
-  const int64_t L = gx.size(0), n_state = static_cast<int64_t>(state.size());
-  auto gxs = gx.unbind(0);
-  vector<Tensor> keeps;
-  if (keep) keeps = keep->unbind(0);
-  Tensor ys = at::empty({L, state[0].size(0), state[0].size(1)}, state[0].options());
-  auto ys_t = ys.unbind(0);
-  Saver saver{save, L, {}};
-  vector<vector<Tensor>> states(n_state - 1);  // the states beyond h, over time
-  for (int64_t t = 0; t < L; ++t) {
-    vector<Tensor> next = step(t, gxs[t], state, ys_t[t], saver);
-    if (keep) {
-      at::where_out(ys_t[t], keeps[t], ys_t[t], state[0]);
-      for (int64_t i = 1; i < n_state; ++i) next[i] = at::where(keeps[t], next[i], state[i]);
-    }
-    state = std::move(next);
-    if (save)
-      for (int64_t i = 1; i < n_state; ++i) states[i - 1].push_back(state[i]);
-  }
-  vector<Tensor> out{ys};
-  for (auto& s : state) out.push_back(s);
-  if (save) {
-    for (auto& s : states) out.push_back(at::stack(s));
-    for (auto& b : saver.buffers) out.push_back(b);
-  }
-  return out;
-}
-
-// One step backwards: writes d_gx_t, returns d_prev, sets d_rec_t (may stay undefined).
-template <class StepBack>
-vector<Tensor> backward_loop(const Opt& d_ys_, vector<Tensor> d_state, const Tensor& ys,
-                             const vector<Tensor>& state0, const vector<Tensor>& saved,
-                             const Opt& keep, int64_t G, StepBack step_back) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  const int64_t L = ys.size(0), n_state = static_cast<int64_t>(state0.size());
-  Tensor d_gx = at::empty({L, ys.size(1), G}, ys.options());
-  auto d_gx_t = d_gx.unbind(0);
-  auto ys_t = ys.unbind(0);
-  vector<vector<Tensor>> saved_t;
-  for (const auto& s : saved) saved_t.push_back(s.unbind(0));
-  vector<Tensor> d_ys, keeps, d_rec(L);
-  if (d_ys_) d_ys = d_ys_->unbind(0);
-  if (keep) keeps = keep->unbind(0);
-  for (int64_t t = L - 1; t >= 0; --t) {
-    if (d_ys_) d_state[0] = d_state[0] + d_ys[t];
-    vector<Tensor> prev{t > 0 ? ys_t[t - 1] : state0[0]};
-    for (int64_t i = 1; i < n_state; ++i)
-      prev.push_back(t > 0 ? saved_t[i - 1][t - 1] : state0[i]);
-    vector<Tensor> aux;
-    for (size_t a = n_state - 1; a < saved_t.size(); ++a) aux.push_back(saved_t[a][t]);
-    vector<Tensor> around;
-    if (keep) {  // samples past their length: the state is carried over
-      for (auto& d : d_state) around.push_back(at::where(keeps[t], 0.0, d));
-      for (auto& d : d_state) d = at::where(keeps[t], d, 0.0);
-    }
-    vector<Tensor> d_prev = step_back(d_state, prev, aux, d_gx_t[t], d_rec[t]);
-    if (keep)
-      for (int64_t i = 0; i < n_state; ++i) d_prev[i] = d_prev[i] + around[i];
-    d_state = std::move(d_prev);
-  }
-  vector<Tensor> out{d_gx};
-  for (auto& d : d_state) out.push_back(d);
-  if (d_rec[0].defined()) out.push_back(at::stack(d_rec));
-  return out;
-}
-
 // -- GRU (src/cells/gru.py) ----------------------------------------------------------------
-// The GRU's loop works on raw pointers into (L, N, *) buffers: no tensor view per step, and its
-// matrix products call the BLAS routine that at::addmm calls (sgemm_), with the arguments
-// at::addmm passes (each layout below admits one way only: N, H >= 2), so no dispatch and no
-// TensorIterator copy of the bias or of dh * z. sigmoid and tanh stay ATen calls. With lengths
-// (`keep`), the mask is a row copy forwards (at::where selects, it does not compute) and, as
-// every raw loop's, add_carried backwards. The arithmetic is that of the tensor path below, to
-// the bit (tests/test_cells.py); the other cells' raw loops follow the same pattern.
+// The GRU's loop works on raw pointers into (L, N, *) buffers: no tensor view per step, its
+// matrix products by sgemm_ straight into those buffers (the bias copied in first), sigmoid and
+// tanh as ATen's in-place calls on one view moved from step to step (Slide). With lengths
+// (`keep`), the rows past their length keep their state forwards and carry their gradient
+// backwards (add_carried). The other cells' loops follow the same pattern.
 }  // namespace
 
 // The BLAS routine ATen's CPU addmm ends in for float32 (at::native::cpublas::gemm, which is
@@ -294,75 +195,80 @@ WARMUP_INLINE void add_into(float* __restrict__ dst, const float* __restrict__ s
 }
 WARMUP_DISPATCH(add_into, (float* dst, const float* src, int64_t n), (dst, src, n))
 
-// After a step back with lengths: d_prev + where(keep, 0, d), that is d carried past the rows
-// beyond their length, and a zero added to the others, as the tensor path adds it.
-void add_carried(float* d_prev, const float* d, const bool* keep, const float* zero, int64_t N,
-                 int64_t H) {
-  for (int64_t i = 0; i < N; ++i) add_into_any(d_prev + i * H, keep[i] ? zero : d + i * H, H);
+// After a step back with lengths: the gradient of the rows past their length is carried over
+// to the step before, d_prev += d there (the step itself saw zeros for those rows).
+void add_carried(float* d_prev, const float* d, const bool* keep, int64_t N, int64_t H) {
+  for (int64_t i = 0; i < N; ++i)
+    if (!keep[i]) add_into_any(d_prev + i * H, d + i * H, H);
 }
 
-// The lengths mask as the raw loops read it: (L, N, 1) bool, contiguous, on the CPU.
-bool raw_keep(const Opt& keep, const Tensor& gx) {
-  return !keep || (keep->scalar_type() == at::kBool && keep->is_contiguous() &&
-                   keep->device().is_cpu() && keep->dim() == 3 && keep->size(0) == gx.size(0) &&
-                   keep->size(1) == gx.size(1) && keep->size(2) == 1);
+// A tensor as the loops read it: float32 on the CPU, contiguous (copied where it is not).
+Tensor f32(const Tensor& t, const char* what) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.device().is_cpu(), "warmup_rnn: ", what,
+              " must be a float32 CPU tensor, got ", t.toString(), " (other dtypes and devices "
+              "run the cells' Python loops)");
+  return t.contiguous();
 }
 
-// Whether a loop can run raw: sgemm_ there, lengths absent or as raw_keep reads them, float32
-// CPU tensors, contiguous (gx: its steps), batch and width >= 2 (so that each product has one
-// set of BLAS arguments), int-sized.
-bool raw_ok(const Tensor& gx, const Tensor& h0, std::initializer_list<const Tensor*> more,
-            const Opt& keep) {
-  if (!g_fused || !raw_keep(keep, gx) || sgemm_ == nullptr || gx.dim() != 3 || h0.dim() != 2 ||
-      gx.size(0) < 1 || gx.size(1) < 2 || h0.size(1) < 2 || gx.numel() > INT32_MAX)
-    return false;
-  for (const Tensor* t : more)
-    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || !t->is_contiguous())
-      return false;
-  // gx: contiguous steps, each at its own place or all at one (an input held constant in
-  // time, VAA's, projected once and expanded)
-  const int64_t step = gx.size(1) * gx.size(2);
-  return gx.scalar_type() == at::kFloat && gx.device().is_cpu() && gx.stride(2) == 1 &&
-         gx.stride(1) == gx.size(2) &&
-         (gx.size(0) == 1 || gx.stride(0) == 0 || gx.stride(0) == step) &&
-         h0.is_contiguous() && h0.scalar_type() == at::kFloat && h0.device().is_cpu();
+vector<Tensor> f32(const vector<Tensor>& ts, const char* what) {
+  vector<Tensor> out;
+  for (const Tensor& t : ts) out.push_back(f32(t, what));
+  return out;
 }
 
-// Whether the incoming gradients suit a raw backward: float32 on the CPU (it copies those
-// that are not contiguous, as an expanded gradient often is).
-bool raw_grads(const Opt& d_ys, const vector<Tensor>& d_final) {
-  auto f32 = [](const Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
-  for (const Tensor& d : d_final)
-    if (!f32(d)) return false;
-  return !d_ys || f32(*d_ys);
-}
+// What every forward loop reads: the input projection gx (L, N, G) with each step contiguous,
+// or one step for all (an input held constant in time, as VAA's, projected once and expanded:
+// stride 0 in time, read in place); the state and weights contiguous; the lengths mask as
+// (L, N, 1) bool.
+struct Inputs {
+  Tensor gx;
+  vector<Tensor> state, weights;
+  Opt keep;
+  Inputs(const Tensor& gx_, const vector<Tensor>& state_, const vector<Tensor>& weights_,
+         const Opt& keep_) : state(f32(state_, "state")), weights(f32(weights_, "weights")) {
+    TORCH_CHECK(sgemm_ != nullptr, "warmup_rnn: this torch build exports no sgemm_");
+    TORCH_CHECK(gx_.dim() == 3 && gx_.size(0) >= 1 && gx_.numel() <= INT32_MAX &&
+                    state[0].dim() == 2 && state[0].size(0) == gx_.size(1),
+                "warmup_rnn: gx must be (L >= 1, N, G) with N the state's rows");
+    if (gx_.size(0) > 1 && gx_.stride(0) == 0)
+      gx = f32(gx_.select(0, 0), "gx").unsqueeze(0).expand({gx_.size(0), -1, -1});
+    else
+      gx = f32(gx_, "gx");
+    if (keep_) {
+      TORCH_CHECK(keep_->dim() == 3 && keep_->size(0) == gx_.size(0) &&
+                      keep_->size(1) == gx_.size(1) && keep_->size(2) == 1,
+                  "warmup_rnn: keep must be (L, N, 1)");
+      keep = keep_->to(at::kBool).contiguous();
+    }
+  }
+};
 
-// What every raw backward loop reads besides its cell's own buffers: d_ys (contiguous), the
+// What every backward loop reads besides its cell's own buffers: d_ys (contiguous), the
 // lengths mask, and a row of zeros for the rows past their length.
 struct RawBack {
-  Tensor d_ys;
+  Tensor d_ys, keep_t;
   const float* dys;
   const bool* keep;
   vector<float> zero;
   int64_t N, H;
   RawBack(const Opt& d_ys_, const Opt& keep_, int64_t N_, int64_t H_)
-      : d_ys(d_ys_ ? d_ys_->contiguous() : Tensor()),
+      : d_ys(d_ys_ ? f32(*d_ys_, "d_ys") : Tensor()),
+        keep_t(keep_ ? keep_->to(at::kBool).contiguous() : Tensor()),
         dys(d_ys.defined() ? d_ys.data_ptr<float>() : nullptr),
-        keep(keep_ ? keep_->data_ptr<bool>() : nullptr), zero(H_, 0.0f), N(N_), H(H_) {}
-  // Step t: dh += d_ys[t] (d_state[0] + d_ys[t]); returns the step's mask row (nullptr: none).
+        keep(keep_t.defined() ? keep_t.data_ptr<bool>() : nullptr), zero(H_, 0.0f), N(N_), H(H_) {}
+  // Step t: dh += d_ys[t]; returns the step's mask row (nullptr: none).
   const bool* step(int64_t t, float* dh) const {
     if (dys) add_into_any(dh, dys + t * N * H, N * H);
     return keep ? keep + t * N : nullptr;
   }
-  // After the step's products: d_prev + where(keep, 0, d) (add_carried), with lengths only.
+  // After the step's products, with lengths only: the rows past their length carry d over.
   void carry(float* d_prev, const float* d, const bool* keep_t) const {
-    if (keep_t) add_carried(d_prev, d, keep_t, zero.data(), N, H);
+    if (keep_t) add_carried(d_prev, d, keep_t, N, H);
   }
 };
 
-bool raw_gru(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights, const Opt& keep) {
-  return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep);
-}
+// The incoming gradient of the final state, as a buffer the backward loop may overwrite.
+Tensor grad_buffer(const Tensor& d) { return f32(d, "d_final").clone(at::MemoryFormat::Contiguous); }
 
 vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor& w,
                                const Tensor& b, const Opt& keep, bool save) {
@@ -394,24 +300,13 @@ vector<Tensor> gru_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor&
   return raw_outputs(ys, save, {rz, n, gh.narrow(2, 2 * H, H)});
 }
 
-bool raw_gru_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
-                  const vector<Tensor>& state0, const vector<Tensor>& saved,
-                  const vector<Tensor>& weights, const Opt& keep) {
-  if (saved.size() != 3 || !raw_ok(ys, state0[0], {&weights[0], &weights[1], &saved[0], &saved[1]},
-                                   keep) || !raw_grads(d_ys, d_final))
-    return false;
-  const Tensor& gh_n = saved[2];
-  return gh_n.scalar_type() == at::kFloat && gh_n.stride(2) == 1 &&
-         gh_n.stride(1) == 3 * ys.size(2) && gh_n.stride(0) == ys.size(1) * 3 * ys.size(2);
-}
-
 vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Tensor& ys,
                                 const Tensor& h0, const vector<Tensor>& saved, const Tensor& w,
                                 const Opt& keep) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   Tensor d_gx = at::empty({L, N, 3 * H}, ys.options()), d_rec = at::empty({L, N, H}, ys.options());
-  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, ys.options());
+  Tensor dh = grad_buffer(d_final), next = at::empty({N, H}, ys.options());
   const RawBack rb(d_ys, keep, N, H);
   const float *ys_p = ys.data_ptr<float>(), *rz_p = saved[0].data_ptr<float>(),
               *n_p = saved[1].data_ptr<float>(), *ghn_p = saved[2].data_ptr<float>(),
@@ -436,64 +331,15 @@ vector<Tensor> gru_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
 
 vector<Tensor> gru_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
-  if (raw_gru(gx, state[0], weights, keep))
-    return gru_forward_raw(gx, state[0], weights[0], weights[1], keep, save);
-  const Tensor wt = weights[0].t(), &b_hh = weights[1];
-  const int64_t N = state[0].size(0), H = state[0].size(1);
-  vector<Tensor> out = forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                                    const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    const Tensor& h = s[0];
-    Tensor gh = sv.at(2, t, {N, 3 * H}, h);
-    at::addmm_out(gh, b_hh, h, wt);
-    Tensor rz = sv.at(0, t, {N, 2 * H}, h);
-    Tensor n = sv.at(1, t, {N, H}, h);
-    if (fusable({&gx_t, &h, &gh, &rz, &n, &h_out})) {
-      gru_pre_rz_any(Rows(gx_t), Rows(gh), Rows(rz), N, 2 * H);
-      at::sigmoid_(rz);
-      gru_pre_n_any(Rows(gx_t), Rows(gh), Rows(rz), Rows(n), N, H);
-      at::tanh_(n);
-      lerp_masked_any(Rows(n), Rows(h), Rows(rz.data_ptr<float>() + H, rz.stride(0)), nullptr,
-                      Rows(h), Rows(h_out), N, H);
-      return vector<Tensor>{h_out};
-    }
-    auto g = gx_t.split_with_sizes({2 * H, H}, 1);
-    at::sigmoid_out(rz, g[0] + gh.narrow(1, 0, 2 * H));
-    at::tanh_out(n, at::addcmul(g[1], rz.narrow(1, 0, H), gh.narrow(1, 2 * H, H)));
-    at::lerp_out(h_out, n, h, rz.narrow(1, H, H));
-    return vector<Tensor>{h_out};
-  });
-  if (save) out.back() = out.back().narrow(2, 2 * H, H);  // saved: rz, n, gh_n
-  return out;
+  const Inputs in(gx, state, weights, keep);
+  return gru_forward_raw(in.gx, in.state[0], in.weights[0], in.weights[1], in.keep, save);
 }
 
 vector<Tensor> gru_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
-  if (raw_gru_back(d_ys, d_final, ys, state0, saved, weights, keep))
-    return gru_backward_raw(d_ys, d_final[0], ys, state0[0], saved, weights[0], keep);
-  const int64_t H = state0[0].size(1);
-  const Tensor w_rz = weights[0].narrow(0, 0, 2 * H), w_n = weights[0].narrow(0, 2 * H, H);
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * H,
-                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
-                           const vector<Tensor>& aux, Tensor d_gx, Tensor& d_rec) {
-    const Tensor &dh = ds[0], &h = prev[0], &rz = aux[0], &n = aux[1], &gh_n = aux[2];
-    if (fusable({&dh, &h, &rz, &n, &gh_n, &d_gx})) {
-      Tensor dh_z = at::empty_like(n), rec = at::empty_like(n);
-      gru_back_any(Rows(dh), nullptr, nullptr, Rows(h), Rows(rz), Rows(n), Rows(gh_n), Rows(d_gx),
-                   Rows(dh_z), Rows(rec), dh.size(0), H);
-      d_rec = rec;
-      return vector<Tensor>{at::addmm(dh_z, d_gx.narrow(1, 0, 2 * H), w_rz).addmm_(rec, w_n)};
-    }
-    auto r_z = rz.split(H, 1);
-    auto d = d_gx.split(H, 1);
-    Tensor dh_z = dh * r_z[1];
-    at::mul_out(d[2], dh - dh_z, at::addcmul(at::ones_like(dh.select(0, 0)), n, n, -1));
-    at::mul_out(d[0], d[2], gh_n);
-    at::mul_out(d[1], dh, h - n);
-    Tensor d_rz = d_gx.narrow(1, 0, 2 * H).mul_(at::addcmul(rz, rz, rz, -1));
-    d_rec = d[2] * r_z[0];
-    return vector<Tensor>{at::addmm(dh_z, d_rz, w_rz).addmm_(d_rec, w_n)};
-  });
+  return gru_backward_raw(d_ys, d_final[0], f32(ys, "ys"), f32(state0[0], "state0"), saved,
+                          f32(weights[0], "weights"), keep);
 }
 
 // -- tanh RNN (src/cells/rnn.py) -----------------------------------------------------------
@@ -529,7 +375,7 @@ WARMUP_INLINE void rnn_back(Rows dh, const bool* keep, const float* zero, Rows h
     const float* __restrict__ g = !keep || keep[i] ? &dh(i, 0) : zero, * __restrict__ y = &hn(i, 0);
     float* __restrict__ d = &d_pre(i, 0);
 #pragma GCC ivdep
-    for (int64_t j = 0; j < H; ++j) d[j] = g[j] * std::fma(-y[j], y[j], 1.0f);
+    for (int64_t j = 0; j < H; ++j) d[j] = g[j] * madd(-y[j], y[j], 1.0f);
   }
 }
 WARMUP_DISPATCH(rnn_back, (Rows dh, const bool* keep, const float* zero, Rows hn, Rows d_pre,
@@ -541,7 +387,7 @@ vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t L = h_new.size(0), N = h_new.size(1), H = h_new.size(2), NH = N * H;
   Tensor d_gx = at::empty({L, N, H}, h_new.options());
-  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, h_new.options());
+  Tensor dh = grad_buffer(d_final), next = at::empty({N, H}, h_new.options());
   const RawBack rb(d_ys, keep, N, H);
   const float *hn_p = h_new.data_ptr<float>(), *w_p = w.data_ptr<float>();
   float* dgx_p = d_gx.data_ptr<float>();
@@ -559,39 +405,20 @@ vector<Tensor> rnn_backward_raw(const Opt& d_ys, const Tensor& d_final, const Te
 
 vector<Tensor> rnn_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
-  if (raw_ok(gx, state[0], {&weights[0]}, keep))
-    return rnn_forward_raw(gx, state[0], weights[0], keep, save);
-  const Tensor wt = weights[0].t();
-  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    Tensor h_new = sv.at(0, t, s[0].sizes(), s[0]);  // aux: h_new before the lengths mask
-    at::tanh_out(h_new, at::addmm(gx_t, s[0], wt));
-    h_out.copy_(h_new);
-    return vector<Tensor>{h_out};
-  });
+  const Inputs in(gx, state, weights, keep);
+  return rnn_forward_raw(in.gx, in.state[0], in.weights[0], in.keep, save);
 }
 
 vector<Tensor> rnn_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
-  const Tensor& w_hh = weights[0];
-  if (raw_ok(ys, state0[0], {&w_hh, &saved[0]}, keep) && raw_grads(d_ys, d_final))
-    return rnn_backward_raw(d_ys, d_final[0], saved[0], w_hh, keep);
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, w_hh.size(0),
-                       [&](const vector<Tensor>& ds, const vector<Tensor>&,
-                           const vector<Tensor>& aux, Tensor d_pre, Tensor&) {
-    const Tensor &dh = ds[0], &h_new = aux[0];
-    at::mul_out(d_pre, dh, at::addcmul(at::ones_like(dh.select(0, 0)), h_new, h_new, -1));
-    return vector<Tensor>{at::matmul(d_pre, w_hh)};
-  });
+  return rnn_backward_raw(d_ys, d_final[0], saved[0], f32(weights[0], "weights"), keep);
 }
 
 // -- LSTM (src/cells/lstm.py; its loop, used with `lengths`) ---------------------------------
-// Raw, as the GRU's (the LSTM's loop runs with lengths only: without, the cell runs
-// torch.lstm): the product by sgemm_ as at::addmm(gx_t, h, W^T); the
-// gates' sigmoid and tanh and tanh(c') stay ATen calls on the tensor path's views (so that each
-// element takes the same vector or scalar code); the rest is one pass per step, and the mask a
-// row copy (at::where selects, it does not compute).
+// As the GRU's (the LSTM's loop runs with lengths only: without, the cell runs torch.lstm):
+// the product by sgemm_ into a copy of gx_t; the gates' sigmoid and tanh and tanh(c') ATen
+// calls on views of the step's buffers; the rest one pass per step, the mask a row copy.
 
 // c' = addcmul(f * c, i, g), the pre-mask cell state.
 WARMUP_INLINE void lstm_cell(Rows if_, Rows g, Rows c, Rows out, int64_t N, int64_t H) {
@@ -600,7 +427,7 @@ WARMUP_INLINE void lstm_cell(Rows if_, Rows g, Rows c, Rows out, int64_t N, int6
                 * __restrict__ cc = &c(i, 0);
     float* __restrict__ o = &out(i, 0);
 #pragma GCC ivdep
-    for (int64_t j = 0; j < H; ++j) o[j] = std::fma(in[j], gg[j], f[j] * cc[j]);
+    for (int64_t j = 0; j < H; ++j) o[j] = madd(in[j], gg[j], f[j] * cc[j]);
   }
 }
 
@@ -635,11 +462,11 @@ WARMUP_INLINE void lstm_back(Rows dh, Rows dc, const bool* keep, const float* ze
           * __restrict__ d_o = &d_g(i, 3 * H), * __restrict__ dco = &dc_out(i, 0);
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
-      const float d_c = std::fma(gh[j] * oo[j], std::fma(-t[j], t[j], 1.0f), gc[j]);
-      di[j] = (d_c * gg[j]) * std::fma(-in[j], in[j], in[j]);
-      df[j] = (d_c * cc[j]) * std::fma(-f[j], f[j], f[j]);
-      dg[j] = (d_c * in[j]) * std::fma(-gg[j], gg[j], 1.0f);
-      d_o[j] = (gh[j] * t[j]) * std::fma(-oo[j], oo[j], oo[j]);
+      const float d_c = madd(gh[j] * oo[j], madd(-t[j], t[j], 1.0f), gc[j]);
+      di[j] = (d_c * gg[j]) * madd(-in[j], in[j], in[j]);
+      df[j] = (d_c * cc[j]) * madd(-f[j], f[j], f[j]);
+      dg[j] = (d_c * in[j]) * madd(-gg[j], gg[j], 1.0f);
+      d_o[j] = (gh[j] * t[j]) * madd(-oo[j], oo[j], oo[j]);
       dco[j] = d_c * f[j];
     }
   }
@@ -663,7 +490,7 @@ vector<Tensor> lstm_forward_raw(const Tensor& gx, const Tensor& h0, const Tensor
   Tensor cs = at::empty({save ? L : 2, N, H}, opt), c_new = at::empty({N, H}, opt);
   Tensor if_ = at::empty({S, N, 2 * H}, opt), g = at::empty({S, N, H}, opt),
          o = at::empty({S, N, H}, opt), tc = at::empty({S, N, H}, opt);
-  // the tensor path's views: ATen's sigmoid and tanh from the (N, 4H) pre-activations
+  // views for ATen's sigmoid and tanh of the (N, 4H) pre-activations
   auto pre_ = pre.split_with_sizes({2 * H, H, H}, 1);
   Slide if_t(if_), g_t(g), o_t(o), tc_t(tc), cs_t(cs);
   const float *gx_p = gx.data_ptr<float>(), *w_p = w.data_ptr<float>();
@@ -707,8 +534,8 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
   Tensor d_gx = at::empty({L, N, 4 * H}, opt);
-  Tensor dh = d_final[0].clone(at::MemoryFormat::Contiguous),
-         dc = d_final[1].clone(at::MemoryFormat::Contiguous);
+  Tensor dh = grad_buffer(d_final[0]),
+         dc = grad_buffer(d_final[1]);
   Tensor dh_next = at::empty({N, H}, opt), dc_next = at::empty({N, H}, opt);
   const RawBack rb(d_ys_, keep, N, H);
   const float *cs_p = saved[0].data_ptr<float>(), *if_p = saved[1].data_ptr<float>(),
@@ -736,57 +563,21 @@ vector<Tensor> lstm_backward_raw(const Opt& d_ys_, const vector<Tensor>& d_final
 
 vector<Tensor> lstm_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                             const Opt& keep, bool save) {
-  if (raw_ok(gx, state[0], {&weights[0], &state[1]}, keep))
-    return lstm_forward_raw(gx, state[0], state[1], weights[0], keep, save);
-  const Tensor wt = weights[0].t();
-  const int64_t N = state[0].size(0), H = state[0].size(1);
-  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    const Tensor& c = s[1];
-    auto pre = at::addmm(gx_t, s[0], wt).split_with_sizes({2 * H, H, H}, 1);
-    Tensor if_ = sv.at(0, t, {N, 2 * H}, c), g = sv.at(1, t, {N, H}, c);
-    Tensor o = sv.at(2, t, {N, H}, c), tc = sv.at(3, t, {N, H}, c);
-    at::sigmoid_out(if_, pre[0]);
-    at::tanh_out(g, pre[1]);
-    at::sigmoid_out(o, pre[2]);
-    Tensor c_new = at::addcmul(if_.narrow(1, H, H) * c, if_.narrow(1, 0, H), g);
-    at::tanh_out(tc, c_new);
-    at::mul_out(h_out, o, tc);
-    return vector<Tensor>{h_out, c_new};
-  });
+  const Inputs in(gx, state, weights, keep);
+  return lstm_forward_raw(in.gx, in.state[0], in.state[1], in.weights[0], in.keep, save);
 }
 
 vector<Tensor> lstm_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                              vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                              const Opt& keep) {
-  const Tensor& w_hh = weights[0];
-  const int64_t H = state0[0].size(1);
-  if (saved.size() == 5 && raw_ok(ys, state0[0], {&w_hh, &state0[1], &saved[0], &saved[1],
-                                                  &saved[2], &saved[3], &saved[4]}, keep) &&
-      raw_grads(d_ys, d_final))
-    return lstm_backward_raw(d_ys, d_final, ys, state0, saved, w_hh, keep);
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 4 * H,
-                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
-                           const vector<Tensor>& aux, Tensor d_gates, Tensor&) {
-    const Tensor &dh = ds[0], &c = prev[1];
-    const Tensor &if_ = aux[0], &g = aux[1], &o = aux[2], &tc = aux[3];
-    auto i_f = if_.split(H, 1);
-    auto d = d_gates.split(H, 1);
-    Tensor one = at::ones_like(c.select(0, 0));
-    Tensor dc = at::addcmul(ds[1], dh * o, at::addcmul(one, tc, tc, -1));
-    at::mul_out(d[0], dc, g);
-    at::mul_out(d[1], dc, c);
-    d_gates.narrow(1, 0, 2 * H).mul_(at::addcmul(if_, if_, if_, -1));
-    at::mul_out(d[2], dc * i_f[0], at::addcmul(one, g, g, -1));
-    at::mul_out(d[3], dh * tc, at::addcmul(o, o, o, -1));
-    return vector<Tensor>{at::matmul(d_gates, w_hh), dc * i_f[1]};
-  });
+  return lstm_backward_raw(d_ys, d_final, f32(ys, "ys"), f32(state0, "state0"), saved,
+                           f32(weights[0], "weights"), keep);
 }
 
 // -- BRC and nBRC (src/cells/brc.py, nbrc.py) -----------------------------------------------
 // Raw as the GRU's: the BRC's recurrence is elementwise (no product at all), the nBRC's gates
-// take one product, by sgemm_ as at::addmm(gx_ca, h, W^T). sigmoid and tanh stay ATen calls,
-// on views laid out as the tensor path's.
+// take one product, by sgemm_ into a copy of gx_ca. sigmoid and tanh are ATen calls on views
+// of the step's buffers.
 
 // a = 1 + tanh(.), already in `a`; h~ before its tanh: addcmul(gx_h, a, h).
 WARMUP_INLINE void bistable_pre_h(Rows gx, Rows a, Rows h, Rows pre, int64_t N, int64_t H) {
@@ -796,7 +587,7 @@ WARMUP_INLINE void bistable_pre_h(Rows gx, Rows a, Rows h, Rows pre, int64_t N, 
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       aa[j] = aa[j] + 1.0f;
-      o[j] = std::fma(aa[j], hh[j], g[j]);
+      o[j] = madd(aa[j], hh[j], g[j]);
     }
   }
 }
@@ -809,8 +600,8 @@ WARMUP_INLINE void brc_pre(Rows gx, const float* __restrict__ w_c, const float* 
     float* __restrict__ cc = &c(i, 0), * __restrict__ aa = &a(i, 0);
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
-      cc[j] = std::fma(w_c[j], hh[j], gc[j]);
-      aa[j] = std::fma(w_a[j], hh[j], ga[j]);
+      cc[j] = madd(w_c[j], hh[j], gc[j]);
+      aa[j] = madd(w_a[j], hh[j], ga[j]);
     }
   }
 }
@@ -832,15 +623,15 @@ WARMUP_INLINE void bistable_back(Rows dh, const bool* keep, const float* zero, R
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const float dh_c = g[j] * cc[j];
-      const float d_t = (g[j] - dh_c) * std::fma(-t[j], t[j], 1.0f);
+      const float d_t = (g[j] - dh_c) * madd(-t[j], t[j], 1.0f);
       dt[j] = d_t;
-      da[j] = (d_t * hh[j]) * std::fma(-aa[j], aa[j], 2.0f * aa[j]);
-      dc[j] = (g[j] * (hh[j] - t[j])) * std::fma(-cc[j], cc[j], cc[j]);
-      dp[j] = std::fma(d_t, aa[j], dh_c);
+      da[j] = (d_t * hh[j]) * madd(-aa[j], aa[j], 2.0f * aa[j]);
+      dc[j] = (g[j] * (hh[j] - t[j])) * madd(-cc[j], cc[j], cc[j]);
+      dp[j] = madd(d_t, aa[j], dh_c);
     }
     if (w_c) {  // BRC: .addcmul_(d_pa, w_a).addcmul_(d_pc, w_c)
 #pragma GCC ivdep
-      for (int64_t j = 0; j < H; ++j) dp[j] = std::fma(dc[j], w_c[j], std::fma(da[j], w_a[j], dp[j]));
+      for (int64_t j = 0; j < H; ++j) dp[j] = madd(dc[j], w_c[j], madd(da[j], w_a[j], dp[j]));
     }
   }
 }
@@ -864,7 +655,7 @@ vector<Tensor> bistable_forward_raw(const Tensor& gx, const Tensor& h0, const Te
   Tensor ys = at::empty({L, N, H}, opt), pre = at::empty({N, 2 * H}, opt);
   Tensor c = at::empty({S, N, H}, opt), a = at::empty({S, N, H}, opt), ht = at::empty({S, N, H}, opt);
   Slide c_t(c), a_t(a), ht_t(ht);
-  auto pre_ = pre.split(H, 1);  // the nBRC's pre-activations of c and a, as the tensor path's views
+  auto pre_ = pre.split(H, 1);  // views of the nBRC's pre-activations of c and a
   const float* gx_p = gx.data_ptr<float>();
   const bool* keep_p = keep ? keep->data_ptr<bool>() : nullptr;
   float *ys_p = ys.data_ptr<float>(), *pre_p = pre.data_ptr<float>();
@@ -902,7 +693,7 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
   Tensor d_gx = at::empty({L, N, 3 * H}, opt);
-  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, opt);
+  Tensor dh = grad_buffer(d_final), next = at::empty({N, H}, opt);
   const RawBack rb(d_ys_, keep, N, H);
   const float *ys_p = ys.data_ptr<float>(), *c_p = saved[0].data_ptr<float>(),
               *a_p = saved[1].data_ptr<float>(), *ht_p = saved[2].data_ptr<float>();
@@ -925,113 +716,38 @@ vector<Tensor> bistable_backward_raw(const Opt& d_ys_, const Tensor& d_final, co
   return {d_gx, dh};
 }
 
-bool raw_bistable(const Tensor& gx, const Tensor& h0, const vector<Tensor>& weights,
-                  const Opt& keep) {
-  if (weights.size() == 1)
-    return raw_ok(gx, h0, {&weights[0]}, keep);
-  return raw_ok(gx, h0, {&weights[0], &weights[1]}, keep);
-}
-
-bool raw_bistable_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
-                       const vector<Tensor>& state0, const vector<Tensor>& saved,
-                       const vector<Tensor>& weights, const Opt& keep) {
-  return saved.size() == 3 && raw_bistable(ys, state0[0], weights, keep) &&
-         raw_ok(ys, state0[0], {&saved[0], &saved[1], &saved[2]}, keep) &&
-         raw_grads(d_ys, d_final);
-}
-
-// The tensor path (the hooks' ATen operations one by one): where the raw loop does not apply.
-vector<Tensor> bistable_update_tensors(const Tensor& gx_t, const Tensor& h, const Tensor& c,
-                                       const Tensor& a, Tensor h_out, Saver& sv, int64_t t) {
-  const int64_t H = h.size(1);
-  Tensor ht = sv.at(2, t, h.sizes(), h);
-  at::tanh_out(ht, at::addcmul(gx_t.narrow(1, 2 * H, H), a, h));
-  at::lerp_out(h_out, ht, h, c);
-  return vector<Tensor>{h_out};
-}
-
 vector<Tensor> brc_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
-  if (raw_bistable(gx, state[0], weights, keep))
-    return bistable_forward_raw(gx, state[0], nullptr, &weights[0], &weights[1], keep, save);
-  const Tensor &w_c = weights[0], &w_a = weights[1];
-  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    const Tensor& h = s[0];
-    const int64_t H = h.size(1);
-    Tensor c = sv.at(0, t, h.sizes(), h), a = sv.at(1, t, h.sizes(), h);
-    at::sigmoid_out(c, at::addcmul(gx_t.narrow(1, 0, H), w_c, h));
-    at::tanh_out(a, at::addcmul(gx_t.narrow(1, H, H), w_a, h)).add_(1);
-    return bistable_update_tensors(gx_t, h, c, a, h_out, sv, t);
-  });
+  const Inputs in(gx, state, weights, keep);
+  return bistable_forward_raw(in.gx, in.state[0], nullptr, &in.weights[0], &in.weights[1],
+                              in.keep, save);
 }
 
 vector<Tensor> nbrc_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                             const Opt& keep, bool save) {
-  if (raw_bistable(gx, state[0], weights, keep))
-    return bistable_forward_raw(gx, state[0], &weights[0], nullptr, nullptr, keep, save);
-  const Tensor wt = weights[0].t();
-  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    const Tensor& h = s[0];
-    const int64_t H = h.size(1);
-    auto pre = at::addmm(gx_t.narrow(1, 0, 2 * H), h, wt).split(H, 1);
-    Tensor c = sv.at(0, t, h.sizes(), h), a = sv.at(1, t, h.sizes(), h);
-    at::sigmoid_out(c, pre[0]);
-    at::tanh_out(a, pre[1]).add_(1);
-    return bistable_update_tensors(gx_t, h, c, a, h_out, sv, t);
-  });
-}
-
-// bistable_backward of brc.py, one ATen operation at a time: writes d_gx, returns d_h.
-Tensor bistable_back_tensors(const Tensor& dh, const Tensor& h, const vector<Tensor>& aux,
-                             Tensor d_gx) {
-  const Tensor &c = aux[0], &a = aux[1], &ht = aux[2];
-  auto d = d_gx.split(h.size(1), 1);
-  Tensor dh_c = dh * c;
-  Tensor one = at::ones_like(h.select(0, 0));
-  at::mul_out(d[2], dh - dh_c, at::addcmul(one, ht, ht, -1));
-  at::mul_out(d[1], d[2] * h, at::addcmul(2 * a, a, a, -1));
-  at::mul_out(d[0], dh * (h - ht), at::addcmul(c, c, c, -1));
-  return at::addcmul(dh_c, d[2], a);
+  const Inputs in(gx, state, weights, keep);
+  return bistable_forward_raw(in.gx, in.state[0], &in.weights[0], nullptr, nullptr, in.keep,
+                              save);
 }
 
 vector<Tensor> brc_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
-  if (raw_bistable_back(d_ys, d_final, ys, state0, saved, weights, keep))
-    return bistable_backward_raw(d_ys, d_final[0], ys, state0[0], saved, nullptr, &weights[0],
-                                 &weights[1], keep);
-  const Tensor &w_c = weights[0], &w_a = weights[1];
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * ys.size(2),
-                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
-                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
-    const int64_t H = prev[0].size(1);
-    Tensor d_h = bistable_back_tensors(ds[0], prev[0], aux, d_gx);
-    return vector<Tensor>{d_h.addcmul_(d_gx.narrow(1, H, H), w_a)
-                              .addcmul_(d_gx.narrow(1, 0, H), w_c)};
-  });
+  const vector<Tensor> w = f32(weights, "weights");
+  return bistable_backward_raw(d_ys, d_final[0], f32(ys, "ys"), f32(state0[0], "state0"), saved,
+                               nullptr, &w[0], &w[1], keep);
 }
 
 vector<Tensor> nbrc_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                              vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                              const Opt& keep) {
-  if (raw_bistable_back(d_ys, d_final, ys, state0, saved, weights, keep))
-    return bistable_backward_raw(d_ys, d_final[0], ys, state0[0], saved, &weights[0], nullptr,
-                                 nullptr, keep);
-  const Tensor& w_hh = weights[0];
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 3 * ys.size(2),
-                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
-                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
-    const int64_t H = prev[0].size(1);
-    Tensor d_h = bistable_back_tensors(ds[0], prev[0], aux, d_gx);
-    return vector<Tensor>{at::addmm(d_h, d_gx.narrow(1, 0, 2 * H), w_hh)};
-  });
+  const Tensor w = f32(weights[0], "weights");
+  return bistable_backward_raw(d_ys, d_final[0], f32(ys, "ys"), f32(state0[0], "state0"), saved,
+                               &w, nullptr, nullptr, keep);
 }
 
 // -- MGU (src/cells/mgu.py) ----------------------------------------------------------------
-// Raw as the GRU's: two products a step each way, by sgemm_ as at::addmm/at::matmul on the
-// tensor path's layouts; sigmoid and tanh stay ATen calls.
+// As the GRU's: two products a step each way, by sgemm_; sigmoid and tanh are ATen calls.
 
 // fh = f * h.
 WARMUP_INLINE void mgu_fh(Rows f, Rows h, Rows fh, int64_t N, int64_t H) {
@@ -1052,7 +768,7 @@ WARMUP_INLINE void mgu_back_h(Rows dh, const bool* keep, const float* zero, Rows
     const float* __restrict__ ff = &f(i, 0), * __restrict__ t = &ht(i, 0);
     float* __restrict__ d = &d_g(i, H);
 #pragma GCC ivdep
-    for (int64_t j = 0; j < H; ++j) d[j] = (g[j] * ff[j]) * std::fma(-t[j], t[j], 1.0f);
+    for (int64_t j = 0; j < H; ++j) d[j] = (g[j] * ff[j]) * madd(-t[j], t[j], 1.0f);
   }
 }
 
@@ -1068,8 +784,8 @@ WARMUP_INLINE void mgu_back_f(Rows dh, const bool* keep, const float* zero, Rows
     float* __restrict__ df = &d_g(i, 0), * __restrict__ dp = &d_prev(i, 0);
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
-      df[j] = std::fma(dfh[j], hh[j], g[j] * (t[j] - hh[j])) * std::fma(-ff[j], ff[j], ff[j]);
-      dp[j] = std::fma(dfh[j], ff[j], g[j] - g[j] * ff[j]);
+      df[j] = madd(dfh[j], hh[j], g[j] * (t[j] - hh[j])) * madd(-ff[j], ff[j], ff[j]);
+      dp[j] = madd(dfh[j], ff[j], g[j] - g[j] * ff[j]);
     }
   }
 }
@@ -1120,7 +836,7 @@ vector<Tensor> mgu_backward_raw(const Opt& d_ys_, const Tensor& d_final, const T
   const int64_t L = ys.size(0), N = ys.size(1), H = ys.size(2), NH = N * H;
   const auto opt = ys.options();
   Tensor d_gx = at::empty({L, N, 2 * H}, opt);
-  Tensor dh = d_final.clone(at::MemoryFormat::Contiguous), next = at::empty({N, H}, opt),
+  Tensor dh = grad_buffer(d_final), next = at::empty({N, H}, opt),
          d_fh = at::empty({N, H}, opt);
   const RawBack rb(d_ys_, keep, N, H);
   const float *ys_p = ys.data_ptr<float>(), *f_p = saved[0].data_ptr<float>(),
@@ -1144,54 +860,17 @@ vector<Tensor> mgu_backward_raw(const Opt& d_ys_, const Tensor& d_final, const T
   return {d_gx, dh};
 }
 
-bool raw_mgu_back(const Opt& d_ys, const vector<Tensor>& d_final, const Tensor& ys,
-                  const vector<Tensor>& state0, const vector<Tensor>& saved,
-                  const vector<Tensor>& weights, const Opt& keep) {
-  return saved.size() == 3 &&
-         raw_ok(ys, state0[0], {&weights[0], &saved[0], &saved[1], &saved[2]}, keep) &&
-         raw_grads(d_ys, d_final);
-}
-
 vector<Tensor> mgu_forward(const Tensor& gx, vector<Tensor> state, vector<Tensor> weights,
                            const Opt& keep, bool save) {
-  if (raw_ok(gx, state[0], {&weights[0]}, keep))
-    return mgu_forward_raw(gx, state[0], weights[0], keep, save);
-  const int64_t N = state[0].size(0), H = state[0].size(1);
-  auto u = weights[0].split(H);
-  const Tensor uf_t = u[0].t(), uh_t = u[1].t();
-  return forward_loop(gx, state, keep, save, [&](int64_t t, const Tensor& gx_t,
-                      const vector<Tensor>& s, Tensor h_out, Saver& sv) {
-    const Tensor& h = s[0];
-    auto g = gx_t.split(H, 1);
-    Tensor f = sv.at(0, t, {N, H}, h), fh = sv.at(1, t, {N, H}, h), h_tilde = sv.at(2, t, {N, H}, h);
-    at::sigmoid_out(f, at::addmm(g[0], h, uf_t));
-    at::mul_out(fh, f, h);
-    at::tanh_out(h_tilde, at::addmm(g[1], fh, uh_t));
-    at::lerp_out(h_out, h, h_tilde, f);
-    return vector<Tensor>{h_out};
-  });
+  const Inputs in(gx, state, weights, keep);
+  return mgu_forward_raw(in.gx, in.state[0], in.weights[0], in.keep, save);
 }
 
 vector<Tensor> mgu_backward(const Opt& d_ys, vector<Tensor> d_final, const Tensor& ys,
                             vector<Tensor> state0, vector<Tensor> saved, vector<Tensor> weights,
                             const Opt& keep) {
-  if (raw_mgu_back(d_ys, d_final, ys, state0, saved, weights, keep))
-    return mgu_backward_raw(d_ys, d_final[0], ys, state0[0], saved, weights[0], keep);
-  const int64_t H = state0[0].size(1);
-  auto u = weights[0].split(H);
-  const Tensor u_f = u[0], u_h = u[1];
-  return backward_loop(d_ys, d_final, ys, state0, saved, keep, 2 * H,
-                       [&](const vector<Tensor>& ds, const vector<Tensor>& prev,
-                           const vector<Tensor>& aux, Tensor d_gx, Tensor&) {
-    const Tensor &dh = ds[0], &h = prev[0], &f = aux[0], &h_tilde = aux[2];
-    auto d = d_gx.split(H, 1);
-    Tensor dh_f = dh * f;
-    Tensor one = at::ones_like(h.select(0, 0));
-    at::mul_out(d[1], dh_f, at::addcmul(one, h_tilde, h_tilde, -1));
-    Tensor d_fh = at::matmul(d[1], u_h);
-    at::mul_out(d[0], at::addcmul(dh * (h_tilde - h), d_fh, h), at::addcmul(f, f, f, -1));
-    return vector<Tensor>{at::addmm(at::addcmul(dh - dh_f, d_fh, f), d[0], u_f)};
-  });
+  return mgu_backward_raw(d_ys, d_final[0], f32(ys, "ys"), f32(state0[0], "state0"), saved,
+                          f32(weights[0], "weights"), keep);
 }
 
 }  // namespace
@@ -1209,13 +888,8 @@ TORCH_LIBRARY(warmup_rnn, m) {
   m.def("brc_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
   m.def("nbrc_forward(Tensor gx, Tensor[] state, Tensor[] weights, Tensor? keep, bool save) -> Tensor[]");
   m.def("nbrc_backward(Tensor? d_ys, Tensor[] d_final, Tensor ys, Tensor[] state0, Tensor[] saved, Tensor[] weights, Tensor? keep) -> Tensor[]");
-  // Whether the GRU's fused arithmetic is used (see "Fused elementwise arithmetic"); returns
-  // the previous setting.
-  m.def("set_fused(bool on) -> bool", [](bool on) {
-    const bool was = g_fused;
-    g_fused = on;
-    return was;
-  });
+  // Whether the loops can run: this torch exports the BLAS routine they call (sgemm_).
+  m.def("available() -> bool", []() { return sgemm_ != nullptr; });
 }
 
 TORCH_LIBRARY_IMPL(warmup_rnn, CompositeExplicitAutograd, m) {

@@ -51,7 +51,7 @@ class NBRC(RecurrentCell):
     def input_projection(self, x_seq: Tensor) -> Tensor:
         return F.linear(x_seq, self.weight_ih, self.bias)
 
-    #: the same loop in C++ (src/cells/native.cpp): same numbers, faster
+    #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster
     native = "nbrc"
 
     def recurrent_weights(self) -> tuple[Tensor, ...]:

@@ -31,7 +31,7 @@ class RNN(RecurrentCell):
 
     #: warmup.method=excite: the whole recurrent matrix (README, "Warm-up that holds")
     excitation_rows = (0, 1)
-    #: the same loop in C++ (src/cells/native.cpp): same numbers, faster
+    #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster
     native = "rnn"
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True) -> None:
