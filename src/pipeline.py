@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 
-from src import tracking
+from src import machine, tracking
 from src.rnn import StackedRNN
 from src.supervised import SupervisedModule
 from src.vaa import INIT_STEP, WARMUP_STEP, VAAMeter, vaa_metrics
@@ -312,7 +312,8 @@ def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
     choices = HydraConfig.get().runtime.choices
     tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
     tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
-                method=str(cfg.warmup.method), host=socket.gethostname(), pid=str(os.getpid()))
+                method=str(cfg.warmup.method), host=socket.gethostname(), pid=str(os.getpid()),
+                machine=machine.line())  # where the numbers came from: they differ by CPU
     if cfg.figure:
         tags["figure"] = str(cfg.figure)
     return tags

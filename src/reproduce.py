@@ -14,6 +14,11 @@
    completed runs, reading the store only.
 3. The figures and the table are logged as artifacts of the run ``reproduce-S`` (tag
    ``figure=summary``) of the same experiment, updated in place by later reproduces.
+
+``summary.md`` ends with the paper's claims decided from the runs (src/figures/claims.py), with
+the machines the runs came from; ``--check`` compares those verdicts with the reference ones
+committed in ``docs/results/verdicts-S.json``: numbers differ between CPUs in their last
+digits, verdicts are expected to agree.
 """
 
 from __future__ import annotations
@@ -219,6 +224,40 @@ def summary_run(uri: str, experiment: str, scale: str, files: list[Path], n_runs
     return run_id
 
 
+def reference(scale: str) -> Path:
+    """The committed reference verdicts of a scale."""
+    return ROOT / "docs" / "results" / f"verdicts-{scale}.json"
+
+
+def check(uri: str, experiment: str, scale: str) -> int:
+    """This store's verdicts against the reference: one line per claim and subject; 0 when
+    every reference verdict is decided here and agrees, else 1."""
+    from src.figures import claims
+    from src.figures.store import load_runs
+    from src.figures.summary import machines
+
+    path = reference(scale)
+    if not path.is_file():
+        print(f"error: no reference verdicts for scale {scale} ({path.relative_to(ROOT)}); "
+              f"the committed ones: {', '.join(p.name for p in path.parent.glob('*.json'))}",
+              file=sys.stderr)
+        return 2
+    runs = load_runs(uri, experiment)
+    if not runs:
+        print(f"error: no completed runs in experiment '{experiment}' at {uri}: run "
+              f"`make reproduce SCALE={scale}` first", file=sys.stderr)
+        return 2
+    ref_machines, ref = claims.read(path)
+    lines, agree, compared = claims.compare(claims.decide(runs), ref)
+    print(f"claims of scale {scale}, decided here and in the reference\n"
+          f"  here:      {machines(runs)}\n  reference: {ref_machines}")
+    print("\n".join(lines))
+    ok = agree == compared == len(ref)
+    print(f"{agree} of {len(ref)} reference verdicts agree"
+          + ("" if ok else f"; {compared - agree} differ, {len(ref) - compared} not decided here"))
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="cpu", help="a name in conf/scale/ (cpu, paper, smoke)")
@@ -238,6 +277,9 @@ def main(argv=None) -> int:
                    help="skip the sweeps: rebuild the figures from the runs already in the store")
     p.add_argument("--plan", action="store_true",
                    help="print the sweeps, their job counts and how many are complete; run nothing")
+    p.add_argument("--check", action="store_true",
+                   help="compare the claims' verdicts of the runs in the store with the "
+                        "committed reference (docs/results/verdicts-SCALE.json); run nothing")
     args = p.parse_args(argv)
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         print(f"error: --jobs {args.jobs} and --threads {args.threads} must be >= 1",
@@ -264,6 +306,8 @@ def main(argv=None) -> int:
     work = (args.work_dir or ROOT / "outputs" / "reproduce" / scale).resolve()
     figures = names("figure")
     started = time.time()
+    if args.check:
+        return check(uri, experiment, scale)
     if not args.figures_only:
         done = completed_digests(uri, experiment)
         jobs = {f: job_digests(f, scale) for f in figures}
@@ -307,7 +351,8 @@ def main(argv=None) -> int:
     exp_id = tracking.prepare_store(uri, experiment)
     print(f"\n== reproduce ({scale}) done in {(time.time() - started) / 60:.1f} min\n"
           f"   figures: {', '.join(p.name for p in files if p.suffix == '.png')} in {out}\n"
-          f"   table:   {out / 'summary.md'}\n"
+          f"   table:   {out / 'summary.md'} (the claims' verdicts at its end; compare them "
+          f"with the reference: python -m src.reproduce --check --scale {scale})\n"
           f"   mlflow:  run reproduce-{scale} ({run_id}) in experiment '{experiment}' at {uri}"
           f"\n   browse:  {tracking.ui_url(uri, exp_id)}"
           + ("   (make ui)" if uri.startswith("sqlite") else ""))

@@ -48,6 +48,7 @@ class Run:
     metrics: dict[str, float]  # last value of every metric
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # sorted by step
     store: str = ""  # the tracking URI it was read from (for its artifacts)
+    machine: str = ""  # where it ran (tag `machine`, src/machine.py): numbers differ by CPU
 
     def at(self, key: str, step: int) -> float | None:
         """The value of ``key`` logged at ``step``, or None."""

@@ -39,5 +39,6 @@ def load_runs(uri: str, experiment: str) -> list[Run]:
                         figure=tags.get("figure", ""), cell=tags.get("cell", "?"),
                         benchmark=tags.get("benchmark", "?"), variant=variant(tags, params),
                         seed=int(tags.get("seed", 0)), params=dict(params),
-                        metrics=dict(r.data.metrics), history=history, store=uri))
+                        metrics=dict(r.data.metrics), history=history, store=uri,
+                        machine=tags.get("machine", "")))
     return runs

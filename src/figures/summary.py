@@ -1,8 +1,10 @@
 """Table (claims 1-5 in numbers): per benchmark x cell x warm-up variant, mean ± std over
 seeds of the final test metric and of the attractor count (at initialisation, after
-warm-up, after the last epoch), the VAA / test-loss correlation of figure 4, and the memory
-horizon's and the T-Maze's tables.
-Every completed run of the experiment counts. Written to ``summary.md``.
+warm-up, after the last epoch), the VAA / test-loss correlation of figure 4, the memory
+horizon's and the T-Maze's tables, and the claims' verdicts (src/figures/claims.py) with the
+machines the runs came from.
+Every completed run of the experiment counts. Written to ``summary.md``, the verdicts also
+to ``verdicts.json`` (what ``python -m src.reproduce --check`` compares).
 
     python -m src.figures.summary --experiment reproduce-cpu --out outputs/figures
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.figures import memory_horizon, tmaze
+from src.figures import claims, memory_horizon, tmaze
 from src.figures.cli import cli
 from src.figures.plots import nothing
 from src.figures.runs import AFTER_WARMUP, CELLS, INIT, VARIANTS
@@ -71,10 +73,22 @@ def make(runs, out: Path, title: str = "") -> list[Path]:
                   "| benchmark | runs | Spearman rho |", "|---|---|---|"]
         lines += [f"| {b} | {k} | {rho:.2f} |" for b, (k, rho) in corr.items()]
     lines += memory_horizon.markdown(runs) + tmaze.markdown(runs)
+    verdicts = claims.decide(runs)
+    lines += claims.markdown(verdicts, machines(runs))
     out.mkdir(parents=True, exist_ok=True)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
-    return [path]
+    return [path, claims.write(verdicts, machines(runs), out / "verdicts.json")]
+
+
+def machines(runs) -> str:
+    """The machines the runs were made on (tag ``machine``), the most used first, with their
+    run counts."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.machine or "not recorded"] = counts.get(r.machine or "not recorded", 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return "; ".join(f"{m} ({n} runs)" for m, n in ranked)
 
 
 if __name__ == "__main__":
