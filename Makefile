@@ -10,7 +10,7 @@ PORT   ?= 5000
 STORE  := $(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-slow ui bench warmup-table reproduce reproduce-smoke lint clean
+.PHONY: help run test test-slow ui bench warmup-table reproduce results reproduce-smoke lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -30,12 +30,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra Hydra overrides: ARGS="...")
 	$(PY) -m src.run cell=gru warmup=partial $(ARGS)
 
-# The cells' numeric tests run twice: as the machine runs them, then with ATen's portable
-# kernels (no vector instructions), so that a test that holds on one vector width only fails
-# here too, not first on a user's CPU.
+# The cells' numeric tests run twice: as the machine runs them, then as a CPU without vector
+# instructions would (ATen's portable kernels, the C++ loops' baseline build), so that a test
+# that holds on one vector width only fails here too, not first on a user's CPU.
 test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist worker per free core
 	$(PY) -m pytest -n auto
-	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -n auto tests/test_cells.py tests/test_vaa.py
+	ATEN_CPU_CAPABILITY=default WARMUP_NATIVE_PLAIN=1 $(PY) -m pytest -n auto tests/test_cells.py tests/test_vaa.py
 
 test-slow: $(VENV)/.installed-dev  ## the tests marked slow (none at present; exit 5 = none collected is fine)
 	$(PY) -m pytest -m slow || test $$? -eq 5
@@ -51,11 +51,14 @@ ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1
 bench: $(VENV)/.installed  ## speed of every cell vs the matmul bound and the authors' code (BENCH_ARGS="--shapes small")
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
-warmup-table: $(VENV)/.installed  ## how often warm-up leaves true attractors: every cell x {full, partial} x {paper, robust, excite}, 10 seeds x {1, 2} threads (about 2 h; resumable)
+warmup-table: $(VENV)/.installed  ## how often warm-up leaves true attractors: every cell x {full, partial} x {paper, excite}, 10 seeds x {1, 2} threads (about 2 h; resumable)
 	$(PY) bench/warmup_table.py $(TABLE_ARGS)
 
 reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU)
 	$(PY) -m src.reproduce --scale $(SCALE)
+
+results: $(VENV)/.installed  ## copy the store's reproduce results (table, verdicts, figures) into docs/results/$(SCALE)/
+	$(PY) -m src.reproduce --scale $(SCALE) --figures-only --publish
 
 reproduce-smoke: $(VENV)/.installed  ## the whole reproduce chain on tiny sizes and a reduced grid (a few minutes)
 	$(PY) -m src.reproduce --scale smoke --jobs 1 --threads 1

@@ -244,7 +244,7 @@ class RecurrentCell(nn.Module):
 
         outputs = []
         # unbind once: indexing gx[t] inside the loop makes each step's backward
-        # write a gradient as large as the whole sequence (CALIBRATION.md).
+        # write a gradient as large as the whole sequence.
         keeps = keep.unbind(0) if keep is not None else [None] * gx.shape[0]
         for gx_t, keep_t in zip(gx.unbind(0), keeps):
             new = self.step(gx_t, state)

@@ -32,7 +32,7 @@ class ChronoLSTM(LSTM):
     through their sum, so the effective forget bias there is
     ``log(u1 * u2)``, in ``[0, 2 log(T_max - 1)]``, and not chrono's
     ``log u``. Here the rule holds on one vector and the other is zero, so the
-    effective biases are exactly chrono's (METHOD.md, [choice]).
+    effective biases are exactly chrono's (docs/method.md).
 
     Reference: C. Tallec and Y. Ollivier, "Can recurrent neural networks warp
     time?", ICLR 2018.

@@ -34,7 +34,7 @@ class GRU(RecurrentCell):
     encoder-decoder for statistical machine translation", EMNLP 2014.
     """
 
-    #: warmup.method=excite: the candidate n's block U_n (README, "Warm-up that holds")
+    #: warmup.method=excite: the candidate n's block U_n (docs/excite.md)
     excitation_rows = (2, 3)
     excitation_scale = 0.5  # U's feedback passes through the reset gate r, sigma(0) at init
     #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster

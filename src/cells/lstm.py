@@ -44,7 +44,7 @@ class LSTM(RecurrentCell):
 
     state_size = 2
 
-    #: warmup.method=excite: the cell input g's block U_g (README, "Warm-up that holds")
+    #: warmup.method=excite: the cell input g's block U_g (docs/excite.md)
     excitation_rows = (2, 3)
     excitation_scale = 0.5  # U's feedback passes through the output gate o, sigma(0) at init
     #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster

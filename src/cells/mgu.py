@@ -32,7 +32,7 @@ class MGU(RecurrentCell):
     unit for recurrent neural networks", IJAC 13(3), 2016 (arXiv:1603.09420).
     """
 
-    #: warmup.method=excite: the candidate's block U_h (README, "Warm-up that holds")
+    #: warmup.method=excite: the candidate's block U_h (docs/excite.md)
     excitation_rows = (1, 2)
     excitation_scale = 0.5  # U's feedback passes through the forget gate f, sigma(0) at init
     #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster

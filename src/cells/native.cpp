@@ -30,6 +30,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -119,12 +120,19 @@ WARMUP_INLINE void gru_back(Rows dh, const bool* keep, const float* zero, Rows h
 
 // Each kernel twice on x86-64: built for AVX2 and FMA (chosen at run time where the CPU has
 // them) and for the baseline instruction set; elsewhere (aarch64, ...) once, for the target.
+// WARMUP_NATIVE_PLAIN=1 in the environment takes the baseline build on any CPU: what a CPU
+// without AVX2 runs (make test checks it with ATEN_CPU_CAPABILITY=default).
 #if defined(__x86_64__) || defined(__i386__)
+bool use_avx2() {
+  const char* plain = std::getenv("WARMUP_NATIVE_PLAIN");
+  return !(plain && plain[0] == '1') && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("fma");
+}
 #define WARMUP_DISPATCH(name, params, args)                                                      \
   __attribute__((target("avx2,fma"))) void name##_avx2 params { name args; }                    \
   void name##_plain params { name args; }                                                        \
   void name##_any params {                                                                       \
-    static const bool fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");   \
+    static const bool fast = use_avx2();                                                         \
     if (fast) name##_avx2 args; else name##_plain args;                                          \
   }
 #else

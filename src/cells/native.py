@@ -72,7 +72,8 @@ CHECK_SHAPES = ((1, 1), (2, 7), (6, 37), (33, 64))
 
 def machine_key() -> str:
     """What the loops' agreement depends on: the source, torch, the vector instructions ATen
-    uses (``ATEN_CPU_CAPABILITY`` included) and the CPU's model and features."""
+    uses (``ATEN_CPU_CAPABILITY`` included), the CPU's model and features, and whether the
+    loops' own kernels are forced to their baseline build (``WARMUP_NATIVE_PLAIN=1``)."""
     import hashlib
     import platform
 
@@ -85,7 +86,7 @@ def machine_key() -> str:
     except OSError:
         pass
     parts = [SOURCE.read_text(), torch.__version__, torch.backends.cpu.get_cpu_capability(),
-             platform.machine(), cpu]
+             platform.machine(), cpu, os.environ.get("WARMUP_NATIVE_PLAIN", "")]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -29,7 +29,7 @@ class RNN(RecurrentCell):
     Reference: J. L. Elman, "Finding structure in time", Cognitive Science 14, 1990.
     """
 
-    #: warmup.method=excite: the whole recurrent matrix (README, "Warm-up that holds")
+    #: warmup.method=excite: the whole recurrent matrix (docs/excite.md)
     excitation_rows = (0, 1)
     #: the same loop in C++ (src/cells/native.cpp): same numbers up to float32 rounding, faster
     native = "rnn"
