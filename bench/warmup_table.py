@@ -1,14 +1,14 @@
-"""How often warm-up leaves true attractors: the success-rate table of the README.
+"""How often warm-up leaves true attractors: the success-rate table of docs/excite.md.
 
-    python bench/warmup_table.py                         # every cell x {full, partial} x {paper, robust, excite},
+    python bench/warmup_table.py                         # every cell x {full, partial} x {paper, excite},
                                                          # seeds 0-9, 1 and 2 threads (`make warmup-table`)
-    python bench/warmup_table.py --cells gru lstm --methods robust --seeds 10 11 12 --threads 1
+    python bench/warmup_table.py --cells gru lstm --methods excite --seeds 10 11 12 --threads 1
 
 Each row warms up the network of the default config (2 layers of 32 units,
-copy-first-input of length 100; 100 Adam steps for paper and robust, the
+copy-first-input of length 100; 100 Adam steps for paper, the
 self-excitation chosen by src/warmup.py::select_excitation for excite) and
 measures it with the VAA of
-METHOD.md on N = 32 training sequences at T = 10 000 (`src/vaa.py`), before and
+docs/method.md on N = 32 training sequences at T = 10 000 (`src/vaa.py`), before and
 after. A run *succeeds* when, after warm-up, VAA >= 0.5 and at least 90 % of
 the final states sit on a fixed point (`settled`): oscillating, chaotic or
 still-drifting states are not attractors.
@@ -96,7 +96,7 @@ def warm_and_measure(job: dict) -> dict:
     else:
         pl.Trainer(max_steps=cfg.warmup.steps, max_epochs=-1, logger=False,
                    enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False).fit(make_warmup(cfg, dm, net), dm.train_dataloader())
+                   enable_model_summary=False).fit(make_warmup(cfg, net), dm.train_dataloader())
     seconds = time.perf_counter() - started
     after = measure_vaa(net, inputs, steps=T, group_size=N, seed=cfg.seed)
     return {**job, "vaa_init": before.vaa, "vaa": after.vaa, "attractors": after.attractors,
@@ -141,8 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=cells, choices=cells)
     parser.add_argument("--warmups", nargs="+", default=list(FRACTIONS), choices=list(FRACTIONS))
-    parser.add_argument("--methods", nargs="+", default=["paper", "robust", "excite"],
-                        choices=["paper", "robust", "excite"])
+    parser.add_argument("--methods", nargs="+", default=["paper", "excite"],
+                        choices=["paper", "excite"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], choices=[1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "warmup_table")

@@ -5,8 +5,9 @@
     >>> lstm = torch.nn.LSTM(8, 32, num_layers=2, batch_first=True)
     >>> inputs = torch.randn(256, 100, 8)        # your training sequences
     >>> measure_vaa(lstm, inputs).vaa              # 1/32: one attractor
-    >>> warm_up(lstm, inputs)                      # excite (the default), in place
-    >>> measure_vaa(lstm, inputs).vaa              # about 1: 32 distinct fixed points
+    >>> warm_up(lstm, inputs)                      # the paper's warm-up, in place
+    >>> measure_vaa(lstm, inputs).vaa              # more attractors reached
+    >>> warm_up(lstm, inputs, method="excite")     # or this project's construction
 
 What is accepted as ``module``:
 
@@ -32,9 +33,8 @@ module, build a :class:`src.rnn.StackedRNN` with ``warm_fraction=0.5`` instead.
 ``inputs`` are real input sequences, ``(N, L, I)`` when the module is batch-first and
 ``(L, N, I)`` otherwise (``batch_first=`` overrides what is read from the module).
 
-Two methods: ``excite`` (the default, as in the pipeline) and ``paper``. The pipeline's
-``robust`` variant (``warmup.method=robust``) has not met its targets and costs learning
-(README, "Warm-up that holds"), so it is not offered here.
+Two methods, as in the pipeline: ``paper`` (the default: the published algorithm, gradient
+steps on VAA*) and ``excite`` (this project's construction: docs/excite.md).
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def measure_vaa(
     seed: int = 0,
     batch_first: bool | None = None,
 ) -> Multistability:
-    """Reachable multistability of ``module`` on real input sequences (METHOD.md, "VAA").
+    """Reachable multistability of ``module`` on real input sequences (docs/method.md, "VAA").
 
     Each sequence is cut at a random prefix and run from the zero state; then every group
     of ``group_size`` sequences (default: 32, or all of them when fewer) gets one constant
@@ -315,7 +315,7 @@ def warm_up(
     module: nn.Module,
     inputs: Tensor,
     *,
-    method: str = "excite",
+    method: str = "paper",
     steps: int = 100,
     lr: float = 1e-2,
     batch_size: int = 32,
@@ -328,9 +328,17 @@ def warm_up(
     seed: int = 0,
     batch_first: bool | None = None,
 ) -> list[float] | Excitation:
-    """Warm ``module`` up in place (README, "Warm-up that holds"), as the pipeline does.
+    """Warm ``module`` up in place, as the pipeline does (docs/method.md, docs/excite.md).
 
-    ``method="excite"`` (the default, as in the pipeline): no gradient steps. Candidates are
+    ``method="paper"`` (the default, as in the pipeline): the published algorithm. Each of
+    ``steps`` steps draws ``batch_size`` of the ``inputs``, cuts each at a random prefix, runs
+    every layer alone from its prefix state under one constant random input for
+    T ~ U{1..min(1 + 10k, 200)} steps, and takes an Adam step (``lr``) on mean over layers of
+    (VAA* - ``vaa_target``)^2. The defaults are the pipeline's (``conf/warmup/full.yaml``).
+    Returns VAA* (mean over layers) at every step; raises ``FloatingPointError`` with the knob
+    to turn if the objective becomes NaN or infinite.
+
+    ``method="excite"``: no gradient steps. Candidates are
     the module as built and, for gains from ``gains``, each layer's self-excitation
     (``gain * I`` added to the recurrent weights that feed each unit's own candidate state;
     with the candidate biases as built or zeroed; the same gain on every layer, then each
@@ -342,21 +350,13 @@ def warm_up(
     (``gains`` per layer, all 0: left as built). For the
     project's networks and ``nn.RNN`` (tanh), ``nn.GRU``, ``nn.LSTM``.
 
-    ``method="paper"``: METHOD.md's algorithm. Each of ``steps`` steps draws ``batch_size``
-    of the ``inputs``, cuts each at a random prefix, runs every layer alone from its prefix
-    state under one constant random input for T ~ U{1..min(1 + 10k, 200)} steps, and takes
-    an Adam step (``lr``) on mean over layers of (VAA* - ``vaa_target``)^2. The defaults are
-    the pipeline's (``conf/warmup/full.yaml``). Returns VAA* (mean over layers) at every
-    step; raises ``FloatingPointError`` with the knob to turn if the objective becomes NaN
-    or infinite.
-
     Only the module's own parameters change: for a project network only its warmed
     sub-cells, for any other module those with ``requires_grad`` (paper) or the excitation
     blocks and candidate biases (excite). ``.grad`` is left as it was found. ``seed`` fixes
     the draws and leaves the global random state untouched.
     """
-    if method not in ("excite", "paper"):
-        raise ValueError(f"warm_up: method={method!r} must be 'excite' or 'paper'")
+    if method not in ("paper", "excite"):
+        raise ValueError(f"warm_up: method={method!r} must be 'paper' or 'excite'")
     if method == "excite":
         defaults = inspect.signature(warm_up).parameters
         given = [name for name, value in (

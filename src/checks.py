@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-#: ``warmup.method``: ``paper`` (METHOD.md exactly), ``robust`` or ``excite`` (src/warmup.py).
-METHODS = ("paper", "robust", "excite")
+#: ``warmup.method``: ``paper`` (the published algorithm, the default) or ``excite`` (this
+#: project's construction), src/warmup.py.
+METHODS = ("paper", "excite")
 
 def check_config(cfg: DictConfig) -> None:
     """Range checks of the plain keys, before anything is built (one-line errors). Their types
@@ -24,7 +25,6 @@ def check_config(cfg: DictConfig) -> None:
         ("warmup.vaa_target", 0 < cfg.warmup.vaa_target <= 1, "must be in (0, 1]"),
         ("warmup.max_horizon", cfg.warmup.max_horizon >= 1, "must be >= 1"),
         ("warmup.method", cfg.warmup.method in METHODS, f"must be one of {', '.join(METHODS)}"),
-        ("warmup.select_every", cfg.warmup.select_every >= 1, "must be >= 1"),
         ("warmup.gain", cfg.warmup.gain is None or cfg.warmup.gain >= 0,
          "must be >= 0 or null (chosen by measurement)"),
         ("warmup.select_steps", cfg.warmup.select_steps >= 1, "must be >= 1"),

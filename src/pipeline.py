@@ -82,14 +82,13 @@ def build(cfg: DictConfig):
     return dm, net, vaa_inputs
 
 
-#: Groups (each its own constant input u) the robust warm-up selects on: one u is noisy.
-SELECT_GROUPS = 3
-#: The same for excite, which compares 20-30 candidates: with more candidates the best
-#: score on few groups is more often luck (the per-step cost, not the batch, sets the time).
+#: Groups (each its own constant input u) excite selects on: it compares 20-30 candidates, and
+#: with more candidates the best score on few groups is more often luck (the per-step cost,
+#: not the batch, sets the time).
 EXCITE_SELECT_GROUPS = 8
 
 
-def selection_inputs(dm, cfg: DictConfig, groups: int = SELECT_GROUPS):
+def selection_inputs(dm, cfg: DictConfig, groups: int = EXCITE_SELECT_GROUPS):
     """The held-out inputs a warm-up selects on: ``groups`` groups of ``vaa.group_size``
     training sequences after the ones VAA is measured on (fewer groups, and the last sequences,
     when the training set is too small)."""
@@ -100,15 +99,12 @@ def selection_inputs(dm, cfg: DictConfig, groups: int = SELECT_GROUPS):
     return available[:, -n:]
 
 
-def make_warmup(cfg: DictConfig, dm, net: StackedRNN) -> WarmupModule:
-    """Stage 1 as configured (``warmup.*``)."""
+def make_warmup(cfg: DictConfig, net: StackedRNN) -> WarmupModule:
+    """Stage 1 as configured (``warmup.*``), the paper's method."""
     w = cfg.warmup
     return WarmupModule(
         net, lr=w.lr, vaa_target=w.vaa_target, max_horizon=w.max_horizon,
-        horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method, steps=w.steps,
-        select_every=w.select_every, select_steps=w.select_steps,
-        select_inputs=selection_inputs(dm, cfg) if w.method == "robust" else None,
-        select_group_size=cfg.vaa.group_size, select_seed=cfg.seed + 1)
+        horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method, steps=w.steps)
 
 
 def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs) -> pl.Trainer:
@@ -153,7 +149,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir
         weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
         measure(meter, net, logger, INIT_STEP, "init", result)
         if warms(cfg, net):
-            warm_up(cfg, dm, net, logger, out_dir)
+            result.update(warm_up(cfg, dm, net, logger, out_dir))
             weights["warmup"] = snapshot(net)
         measure(meter, net, logger, WARMUP_STEP, "warmup", result)
         if state is not None:
@@ -193,19 +189,22 @@ def excitation(cfg: DictConfig, dm, net: StackedRNN):
         nan = float("nan")
         return Excitation((float(cfg.warmup.gain),) * len(net.warm_cells()), False, nan, nan,
                           nan, [])
-    return select_excitation(net, selection_inputs(dm, cfg, EXCITE_SELECT_GROUPS),
+    return select_excitation(net, selection_inputs(dm, cfg),
                              steps=cfg.warmup.select_steps,
                              group_size=cfg.vaa.group_size, eps=cfg.vaa.eps, seed=cfg.seed + 1)
 
 
-def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None:
+def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> dict:
     """Stage 1: ``warmup.steps`` steps on the training inputs (as many passes as that takes),
-    or, with ``warmup.method=excite``, the self-excitation of the warmed units (no steps)."""
+    a Lightning stage that logs ``warmup/loss`` and ``warmup/vaa_star`` (mean and per layer)
+    every step; or, with ``warmup.method=excite``, the self-excitation of the warmed units (no
+    steps). Returns what the run's summary prints of it: the first and last loss and VAA*, and
+    the last horizon (the paper's method; nothing for excite)."""
     if cfg.warmup.method == "excite":
         if not excitable(net):
             print(f"warmup.method=excite: {type(net.warm_cells()[0]).__name__} declares no "
                   "excitation block; the network is left as built (BRC and NBRC are bistable "
-                  "by construction; a cell of your own: README, 'Adding your own cell')")
+                  "by construction; a cell of your own: docs/cells.md)")
         chosen = excitation(cfg, dm, net)
         for i, (_, _, vaa, settled, fixed) in enumerate(chosen.tried):
             logger.log_metrics({"warmup/select_vaa": vaa, "warmup/select_settled": settled,
@@ -219,10 +218,14 @@ def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> None
             print(f"excite: {what}; the best of {len(chosen.tried)} candidates (held-out: "
                   f"{chosen.fixed_points:.1f} fixed points of {cfg.vaa.group_size}, VAA "
                   f"{chosen.vaa:.3f}, settled {chosen.settled:.0%})", flush=True)
-        return
+        return {}
+    stage = make_warmup(cfg, net)
     make_trainer(cfg, logger, out_dir, max_steps=cfg.warmup.steps, max_epochs=-1,
                  limit_val_batches=0, enable_checkpointing=False
-                 ).fit(make_warmup(cfg, dm, net), train_dataloaders=dm.train_dataloader())
+                 ).fit(stage, train_dataloaders=dm.train_dataloader())
+    (_, loss0, star0, _), (_, loss, star, horizon) = stage.history[0], stage.history[-1]
+    return {"warmup/loss_first": loss0, "warmup/loss_last": loss, "warmup/vaa_star_first": star0,
+            "warmup/vaa_star_last": star, "warmup/horizon_last": horizon}
 
 
 def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, logger,

@@ -4,7 +4,7 @@
     python -m src.run -m cell=gru,lstm warmup=none,partial seed=0,1,2
 
 Everything a run does is logged to one MLflow run (both stages): the resolved
-config as params, the choices as tags, the metrics of INTERFACE.md, the
+config as params, the choices as tags, the metrics of docs/usage.md, the
 resolved config, the best checkpoint, the stages' weights and the picture of
 attractors as artifacts. This module checks the config (``src/checks.py``) and the
 tracking server before importing torch, Lightning or MLflow, so that a bad value is
@@ -104,7 +104,7 @@ def main(cfg: DictConfig) -> float:
     from src.vaa import VAAMeter
     from src.warmup import excitable
 
-    torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (CALIBRATION.md)
+    torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (docs/performance.md)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     try:
@@ -122,7 +122,7 @@ def main(cfg: DictConfig) -> float:
 
     # the run is created only now, after the checks and the build: bad input leaves none behind.
     # A supervised run keeps what it needs to be resumed in a folder of its config digest; the
-    # same command, after a kill, continues the same MLflow run (README, "Resuming").
+    # same command, after a kill, continues the same MLflow run (docs/usage.md, "Reuse, resume").
     folder = (tracking.resume_folder(Path.cwd(), uri, cfg.mlflow.experiment, digest)
               if dm.task != "rl" else None)
     if folder is not None and tracking.folder_in_use(uri, cfg.mlflow.experiment, folder):
@@ -178,10 +178,17 @@ def print_summary(name, run_id, uri, cfg, result, seconds, out_dir, url) -> None
     if "episodes_to_solve" in result:
         metrics += (f"  solved after {result['episodes_to_solve']:.0f} episodes" if result["solved"]
                     else "  not solved within the episodes")
+    warm = ""
+    if "warmup/loss_first" in result:  # the paper's method: its own objective, at its horizons
+        warm = (f"   warm-up ({cfg.warmup.steps} Adam steps on VAA*) loss "
+                f"{result['warmup/loss_first']:.3f} -> {result['warmup/loss_last']:.3f}, VAA* "
+                f"{result['warmup/vaa_star_first']:.3f} -> {result['warmup/vaa_star_last']:.3f} "
+                f"(states apart after T = {result['warmup/horizon_last']} steps)\n")
     print(
         f"\n== {name} done in {seconds:.0f} s\n"
-        f"   {metrics}\n"
-        f"   vaa (init -> warm-up -> final) {vaa}   (1/{n} = one attractor, 1 = {n} attractors)\n"
+        f"   {metrics}\n" + warm +
+        f"   vaa (init -> warm-up -> final) {vaa}   (states apart after T = {cfg.vaa.steps}; "
+        f"1/{n} = one attractor, 1 = {n} attractors)\n"
         f"   settled                         {settled}   (share of the final states on a fixed point)\n"
         f"   mlflow run {run_id} in experiment '{cfg.mlflow.experiment}' at {uri}\n"
         f"   browse: {url}" + ("   (make ui)" if uri.startswith("sqlite") else "") + "\n"

@@ -53,7 +53,6 @@ class WarmupConf:
     max_horizon: int = MISSING
     horizon_growth: int = MISSING
     method: str = MISSING
-    select_every: int = MISSING
     select_steps: int = MISSING
     gain: Optional[float] = None
 

@@ -71,7 +71,7 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
 
 #: MLflow 3.17's UI opens every experiment in its GenAI view unless the URL (or the browser's
 #: last choice) asks for ``workflowType=machine_learning``; the ``mlflow.experimentKind`` tag
-#: is no longer read (checked in a headless browser, README "Runs, sweeps and MLflow").
+#: is no longer read (checked in a headless browser, docs/usage.md).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 #: The runs table's columns in the UI's view of this project's experiments: a "shared view",
 #: which MLflow's UI reads from the experiment tag ``mlflow.sharedViewState.<key>`` when the
@@ -177,6 +177,10 @@ NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pic
 #: Keys added after runs were stored: hashed only when set, so that the digests of earlier
 #: runs (which lack them) stay those of the same config now.
 HASHED_WHEN_SET = {"warmup.gain"}
+#: Keys removed from the config after runs were stored, with the value every run had: hashed
+#: as if still there, so that those runs are found and reused (``warmup.select_every`` went with
+#: the retired method ``robust``; no run without ``robust`` read it).
+RETIRED = {"warmup.select_every": 10}
 #: Versions of a method whose meaning changed under the same config: hashed with it, so that
 #: a run of the old meaning is never reused for the new (excite: 1, one fixed gain per cell;
 #: 2, gains per layer chosen by measurement; 3, 2026-11-30, the default ladder from gain 1.5,
@@ -195,6 +199,8 @@ def config_hash(tree: dict) -> str:
     body = {k: v for k, v in flatten(tree).items()
             if k not in NOT_HASHED and k.split(".")[0] not in NOT_HASHED
             and not (k in HASHED_WHEN_SET and v is None)}
+    if "warmup.method" in body:
+        body = {**RETIRED, **body}
     method = body.get("warmup.method")
     if method in METHOD_VERSIONS:
         body["warmup.method_version"] = METHOD_VERSIONS[method]

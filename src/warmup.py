@@ -1,11 +1,9 @@
-"""Stage 1: warm-up, a LightningModule (METHOD.md, "Warm-up stage").
+"""Stage 1: warm-up, a LightningModule (docs/method.md, "Warm-up").
 
-Three methods, chosen by ``warmup.method``. ``excite`` (the config's default) is a
-construction chosen by measurement, not gradient steps: :func:`select_excitation`. The other
-two are the LightningModule below:
+Two methods, chosen by ``warmup.method``:
 
-``paper`` -- the published algorithm, exactly as METHOD.md gives it. Each step,
-per layer l with a warmed sub-cell:
+``paper`` (the default) -- the published algorithm, :class:`WarmupModule`. Each step, per
+layer l with a warmed sub-cell:
 
 1. draw prefix lengths c_i in 1..L and run the whole stack on the prefixes of a
    batch of training inputs (targets unused), in one pass: each layer's state;
@@ -20,22 +18,9 @@ but every other parameter (plain sub-cells, read-out) is frozen for the
 stage, so unlike the authors' code no gradient reaches the plain halves of
 lower layers through the prefixes.
 
-``robust`` -- the same objective, with three changes aimed at the failure modes
-measured on the paper's algorithm (README, "Warm-up that holds"):
-
-* **selection**: every ``select_every`` steps, and before the first, the hard VAA
-  of the whole network is measured at T = ``select_steps`` (10 000, the measure's
-  own T) on held-out training inputs (three groups, each with its own constant input,
-  averaged: one input is a noisy judge); the stage
-  ends on the best network seen, scored by ``vaa * (1 + settled) / 2`` (states
-  on a fixed point count fully, moving ones half). The untouched network is a
-  candidate, so warm-up never leaves fewer attractors than it found *on the
-  selection inputs*;
-* **no zero-gradient steps**: when every pair of a layer's final states is within
-  eps, VAA* is exactly 1/N and its gradient exactly zero; the step is redrawn with
-  a horizon eight times shorter (at most three times);
-* **learning-rate decay**: cosine from ``lr`` to 0 over the steps, so that the last
-  steps refine rather than jump (the optimisation is chaotic at lr 1e-2).
+``excite`` -- this project's construction (docs/excite.md): no gradient steps; each warmed
+unit's feedback into its own candidate state is raised by a gain chosen by measuring the
+hard VAA on held-out sequences, :func:`select_excitation`.
 """
 
 from __future__ import annotations
@@ -51,12 +36,12 @@ from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_
 
 
 #: The gains ``excite`` chooses from by default, per layer: wide enough for every cell of the
-#: project at the default size (measured on seeds 0-19: README, "Warm-up that holds"; a layer
+#: project at the default size (measured on seeds 0-19: docs/excite.md; a layer
 #: fed by a weak input takes a small gain, one fed by saturated states up to 16)...
 EXCITATION_GAINS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 #: ...those of them with a loop gain (``gain * cell.excitation_scale``) of at least this: at a
 #: loop gain of 1 a unit sits at its bifurcation, where its states settle slowly and, under
-#: some constant inputs, not at all (a GRU at gain 2: README, "How excite was built").
+#: some constant inputs, not at all (a GRU at gain 2: docs/excite.md).
 MIN_LOOP_GAIN = 1.5
 
 
@@ -119,7 +104,7 @@ def select_excitation(net, inputs: torch.Tensor, gains=None, steps: int = 10_000
     Each candidate is measured by the hard VAA on ``inputs`` (held-out training sequences,
     groups of ``group_size``, each group its own constant input, the same draws for every
     candidate) and scored by its distinct fixed points (``fixed_points``): a state still
-    moving counts for nothing, as in the success criterion of README's table. The
+    moving counts for nothing, as in the success criterion of `make warmup-table`. The
     candidates, in order:
 
     1. the network as built;
@@ -129,7 +114,7 @@ def select_excitation(net, inputs: torch.Tensor, gains=None, steps: int = 10_000
     3. from the best so far, one layer at a time (first to last), every other gain for that
        layer. Layers see different inputs (the first a benchmark's few features, the next
        the saturated states of the layer below) and want different gains: measured on
-       partial LSTM warm-up, this step took success from 7 to 10 seeds of 10 (README).
+       partial LSTM warm-up, this step took success from 7 to 10 seeds of 10 (make warmup-table).
 
     The candidates are screened at a short T, the first of ``screens``; when no excited
     candidate has 90 % of its states settled there (a slow cell: chrono's states are
@@ -203,11 +188,6 @@ def select_excitation(net, inputs: torch.Tensor, gains=None, steps: int = 10_000
     return Excitation(*chosen, tried)
 
 
-def selection_score(vaa: float, settled: float) -> float:
-    """What the robust method maximises: VAA, with moving states counted half."""
-    return vaa * (1.0 + settled) / 2.0
-
-
 def horizon_bound(step: int, growth: int = 10, max_horizon: int = 200) -> int:
     """Upper bound of the stabilisation length at (0-based) step k: min(1 + 10k, 200)."""
     return min(1 + growth * step, max_horizon)
@@ -243,11 +223,6 @@ class WarmupModule(pl.LightningModule):
         eps: float = EPS,
         method: str = "paper",
         steps: int = 100,
-        select_every: int = 10,
-        select_steps: int = 10_000,
-        select_inputs: torch.Tensor | None = None,
-        select_group_size: int | None = None,
-        select_seed: int = 0,
     ):
         super().__init__()
         if not net.warms_up:
@@ -258,8 +233,6 @@ class WarmupModule(pl.LightningModule):
             raise ValueError("warmup.method=excite takes no gradient steps: apply "
                              "src.warmup.select_excitation(net, inputs) instead of fitting "
                              "a WarmupModule")
-        if method == "robust" and select_inputs is None:
-            raise ValueError("warmup.method=robust needs held-out select_inputs to select on")
         self.net = net
         self.lr = lr
         self.vaa_target = vaa_target
@@ -268,18 +241,9 @@ class WarmupModule(pl.LightningModule):
         self.eps = eps
         self.method = method
         self.steps = steps
-        self.select_every = select_every
-        self.select_steps = select_steps
-        self.select_inputs = select_inputs
-        self.select_seed = select_seed
-        self.select_group_size = select_group_size
-        self.best: tuple[float, int, dict] | None = None  # (score, step, warm weights)
-        self.selections: list[tuple[int, float, float]] = []  # (step, vaa, settled)
+        #: ``(step, loss, VAA* mean over layers, horizon T)`` of every step taken
+        self.history: list[tuple[int, float, float, int]] = []
         self._frozen: list[torch.nn.Parameter] = []
-
-    @property
-    def robust(self) -> bool:
-        return self.method == "robust"
 
     def horizon_bound(self, step: int) -> int:
         """Upper bound of the stabilisation length at (0-based) step k: min(1 + 10k, 200)."""
@@ -291,50 +255,14 @@ class WarmupModule(pl.LightningModule):
         self._frozen = [p for p in self.net.parameters() if id(p) not in warm and p.requires_grad]
         for p in self._frozen:
             p.requires_grad_(False)
-        if self.robust:
-            self.select(0)
 
     def on_fit_end(self) -> None:
         for p in self._frozen:
             p.requires_grad_(True)
         self._frozen = []
-        if self.robust and self.best is not None:
-            _, step, weights = self.best
-            for cell, state in zip(self.net.warm_cells(), weights):
-                cell.load_state_dict(state)
-            if self.logger is not None:
-                self.logger.log_metrics({"warmup/selected_step": step}, step=self.global_step)
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.net.warm_parameters(), lr=self.lr)
-        if not self.robust:
-            return opt
-        total = max(1, self.steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total)))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    # ------------------------------------------------------------- selection
-    def select(self, step: int) -> None:
-        """Measure the whole network's hard VAA on the held-out inputs; keep the best."""
-        inputs = self.select_inputs.to(self.device)
-        m = measure_vaa(self.net, inputs, steps=self.select_steps,
-                        group_size=self.select_group_size or inputs.shape[1], eps=self.eps,
-                        seed=self.select_seed)
-        self.selections.append((step, m.vaa, m.settled))
-        score = selection_score(m.vaa, m.settled)
-        if self.logger is not None:
-            self.logger.log_metrics({"warmup/select_vaa": m.vaa, "warmup/select_settled": m.settled},
-                                    step=step)
-        if self.best is None or score > self.best[0]:
-            weights = [{k: v.detach().clone() for k, v in cell.state_dict().items()}
-                       for cell in self.net.warm_cells()]
-            self.best = (score, step, weights)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        step = self.global_step  # steps done so far
-        if self.robust and (step % self.select_every == 0 or step == self.steps):
-            self.select(step)
+        return torch.optim.Adam(self.net.warm_parameters(), lr=self.lr)
 
     # ---------------------------------------------------------------- the loss
     def vaa_star_per_layer(self, x: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -346,14 +274,6 @@ class WarmupModule(pl.LightningModule):
         k = self.global_step
         horizon = int(torch.randint(1, self.horizon_bound(k) + 1, (1,)))
         values = self.vaa_star_per_layer(x, horizon)
-        if self.robust:
-            # VAA* == 1/N exactly: all final states within eps, zero gradient; shorten
-            floor = 1.0 / x.shape[1] + 1e-6
-            for _ in range(3):
-                if horizon == 1 or bool((values > floor).all()):
-                    break
-                horizon = max(1, horizon // 8)
-                values = self.vaa_star_per_layer(x, horizon)
         loss = ((values - self.vaa_target) ** 2).mean()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
@@ -361,6 +281,7 @@ class WarmupModule(pl.LightningModule):
                 f"or warmup.max_horizon (now {self.max_horizon})"
             )
         values = values.detach()
+        self.history.append((k, loss.item(), values.mean().item(), horizon))
         metrics = {"warmup/vaa_star": values.mean().item(), "warmup/loss": loss.item()}
         metrics.update({f"warmup/vaa_star_l{i}": v.item() for i, v in enumerate(values)})
         if self.logger is not None:

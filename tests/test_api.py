@@ -28,16 +28,22 @@ class Wrapped(nn.Module):
         return self.rnn(x, h0)
 
 
-def test_readme_example_runs_as_written(capsys):
-    """The README's ten lines, executed verbatim; before warm-up the GRU is monostable."""
+def test_readme_example_runs_as_written(capsys, monkeypatch):
+    """The README's lines, executed verbatim at a tiny size (10 warm-up steps instead of 100);
+    before warm-up the GRU is monostable."""
+    import functools
+
+    import src
+
     text = (ROOT / "README.md").read_text()
     code = re.search(r"<!-- library-example -->\s*```python\n(.*?)```", text, re.S).group(1)
     assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    monkeypatch.setattr(src, "warm_up", functools.partial(src.warm_up, steps=10))
+    torch.manual_seed(0)
     exec(compile(code, "README.md", "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("Multistability(vaa=0.03125, attractors=1.0")
-    assert lines[1].startswith("(") and lines[1].endswith(")")  # a gain per layer
-    assert lines[2].startswith("Multistability(vaa=")
+    assert len(lines) == 2 and lines[0].startswith("Multistability(vaa=0.03125, attractors=1.0")
+    assert lines[1].startswith("Multistability(vaa=")
 
 
 @pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM, nn.RNN])
@@ -146,6 +152,24 @@ def test_bad_warm_up_settings_are_refused(kwargs, message):
         warm_up(nn.GRU(3, 8), torch.randn(10, 4, 3), method="paper", **kwargs)
 
 
+def test_warm_up_runs_the_papers_method_by_default():
+    """``warm_up(nn.LSTM(...), inputs)`` takes the paper's gradient steps (VAA* per step
+    returned), the same as ``method="paper"``; ``method="excite"`` runs the construction."""
+    x = torch.randn(20, 16, 3, generator=torch.Generator().manual_seed(0))
+    runs = []
+    for kwargs in ({}, {"method": "paper"}):
+        torch.manual_seed(0)
+        lstm = nn.LSTM(3, 8, num_layers=2)
+        runs.append((warm_up(lstm, x, steps=5, **kwargs), lstm.state_dict()))
+    (default, weights), (paper, paper_weights) = runs
+    assert isinstance(default, list) and len(default) == 5 and default == paper
+    assert all(torch.equal(v, paper_weights[k]) for k, v in weights.items())
+    torch.manual_seed(0)
+    chosen = warm_up(nn.LSTM(3, 8, num_layers=2), x, method="excite", gains=(3.0,),
+                     select_steps=30)
+    assert len(chosen.gains) == 2
+
+
 def test_the_papers_warm_up_makes_torch_gru_and_lstm_multistable():
     """Claims 1 and 2 through the library, as a rate over seeds (never one seed).
 
@@ -193,7 +217,8 @@ def test_excite_changes_only_each_layers_candidate_block_of_a_torch_module(kind)
         torch.testing.assert_close(v, expected, rtol=0, atol=0)
     # warm_up leaves the module as the candidate it reports
     module.load_state_dict(before)
-    chosen = warm_up(module, torch.randn(20, 16, 3), gains=(3.0,), select_steps=50)
+    chosen = warm_up(module, torch.randn(20, 16, 3), method="excite", gains=(3.0,),
+                     select_steps=50)
     assert [(g, c) for g, c, *_ in chosen.tried][:3] == [((0.0, 0.0), False), ((3.0, 3.0), False),
                                                         ((3.0, 3.0), True)]
     rebuilt = kind(3, 8, num_layers=2)
@@ -213,7 +238,7 @@ def test_a_subclass_of_a_torch_rnn_is_measured_and_excited():
     torch.manual_seed(0)
     module, x = MyGRU(3, 8), torch.randn(20, 16, 3)
     assert measure_vaa(module, x, steps=50).vaa > 0
-    assert len(warm_up(module, x, gains=(3.0,), select_steps=50).gains) == 1
+    assert len(warm_up(module, x, method="excite", gains=(3.0,), select_steps=50).gains) == 1
 
 
 @pytest.mark.parametrize(("module", "kwargs", "message"), [
@@ -221,19 +246,19 @@ def test_a_subclass_of_a_torch_rnn_is_measured_and_excited():
     (nn.RNN(3, 8, nonlinearity="relu"), {}, "nonlinearity='tanh'"),
     (nn.GRU(3, 8), {"gains": ()}, "gains=()"),
     (nn.GRU(3, 8), {"select_steps": 0}, "select_steps=0"),
-    (nn.GRU(3, 8), {"method": "fast"}, "method='fast' must be 'excite' or 'paper'"),
+    (nn.GRU(3, 8), {"method": "fast"}, "method='fast' must be 'paper' or 'excite'"),
     (nn.GRU(3, 8), {"steps": 60, "lr": 0.1}, "steps, lr set for method='excite'"),
     (StackedRNN(GRU, 3, 8, 1, 1, warm_fraction=0.0), {}, "nothing to warm up"),
 ])
 def test_excite_refusals(module, kwargs, message):
     before = {k: v.clone() for k, v in module.state_dict().items()}
     with pytest.raises(ValueError, match=re.escape(message)):
-        warm_up(module, torch.randn(10, 4, 3), **kwargs)
+        warm_up(module, torch.randn(10, 4, 3), **{"method": "excite", **kwargs})
     assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
 
 
 def test_excite_gives_torch_gru_and_lstm_true_attractors():
-    """The default method through the library, as a rate over seeds: 2 x 16 ``nn.GRU`` and
+    """excite through the library, as a rate over seeds: 2 x 16 ``nn.GRU`` and
     ``nn.LSTM``, 64 random sequences of length 40, measured at T = 10 000 (the measure's own
     T). Success: VAA >= 0.5 with >= 90 % of the final states settled. Measured (1 thread,
     seeds 0-11): GRU 12/12, LSTM 12/12. The bound (at least 4 of 6) fails with probability
@@ -244,7 +269,7 @@ def test_excite_gives_torch_gru_and_lstm_true_attractors():
             torch.manual_seed(seed)
             module = kind(3, 16, num_layers=2)
             x = torch.randn(40, 64, 3)
-            warm_up(module, x, seed=seed)
+            warm_up(module, x, method="excite", seed=seed)
             m = measure_vaa(module, x)
             successes += m.vaa >= 0.5 and m.settled >= 0.9
     assert successes >= 4, f"true attractors in {successes}/6 runs"

@@ -130,7 +130,7 @@ def test_a_cell_without_a_block_is_left_as_built_and_a_fixed_gain_for_it_refused
 
 
 def test_a_fixed_gain_takes_no_selection():
-    cfg = compose_config(["cell=gru", "warmup=full", "warmup.gain=0.5", *tiny(method=None)])
+    cfg = compose_config(["cell=gru", "warmup=full", "warmup.gain=0.5", *tiny(method="excite")])
     dm, net, _ = build(cfg)
     before = net.layers[0].warm.weight_hh.detach().clone()
     chosen = excitation(cfg, dm, net)
@@ -145,7 +145,7 @@ def test_a_fixed_gain_takes_no_selection():
 def test_the_default_ladder_skips_gains_at_a_units_bifurcation(cell, first):
     """A gated cell's gates (sigma(0) = 0.5 at init) halve a unit's feedback into its own
     candidate, so its ladder starts where the loop gain reaches 1.5: at 3, not at 2, where a
-    GRU sat at its bifurcation (README, "How excite was built"). A tanh RNN's starts at 1.5.
+    GRU sat at its bifurcation (docs/excite.md). A tanh RNN's starts at 1.5.
     The selection tries exactly these gains."""
     cfg = compose_config([f"cell={cell}", "warmup=full", *tiny()])
     _, net, inputs = build(cfg)
@@ -155,11 +155,11 @@ def test_the_default_ladder_skips_gains_at_a_units_bifurcation(cell, first):
     tried = select_excitation(net, inputs[:, :32], steps=40, group_size=16, screens=(20,)).tried
     uniform = {c[0][0] for c in tried[1:] if len(set(c[0])) == 1}
     assert uniform == set(ladder)
-    assert compose_config([]).warmup.method == "excite"
+    assert compose_config([]).warmup.method == "paper"  # excite is one override away
 
 
 def test_excite_leaves_true_attractors_on_most_seeds():
-    """The success of README's table (VAA >= 0.5 at T = 10 000 with >= 90 % of the final
+    """The success criterion of `make warmup-table` (VAA >= 0.5 at T = 10 000 with >= 90 % of the final
     states settled), full warm-up as configured by default (gains chosen on held-out
     sequences), rnn (the fastest selection; lstm and gru are tested through the library in
     test_api.py), 6 seeds, N = 32, measured on the run's own measurement sequences.

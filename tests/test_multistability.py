@@ -2,8 +2,8 @@
 one warm-up flips with the last bits of a matrix product, so with the thread count).
 
 Each bound below is one that a correct implementation misses with probability below about
-1e-3, computed from the rates measured over 10 seeds with 1 and 2 threads (README, "Warm-up
-that holds"; `python bench/warmup_table.py` for the full-size table at T = 10 000).
+1e-3, computed from the rates measured over 10 seeds with 1 and 2 threads (`make warmup-table`,
+docs/excite.md; `python bench/warmup_table.py` for the full-size table at T = 10 000).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def warmed_vaa(cell: str, seed: int) -> tuple[float, float]:
     before = measure_vaa(net, inputs, steps=200, group_size=N, seed=seed).vaa
     pl.Trainer(max_steps=cfg.warmup.steps, max_epochs=-1, logger=False, enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False).fit(
-        make_warmup(cfg, dm, net), dm.train_dataloader())
+        make_warmup(cfg, net), dm.train_dataloader())
     return before, measure_vaa(net, inputs, steps=200, group_size=N, seed=seed).vaa
 
 
@@ -60,7 +60,7 @@ def test_paper_warmup_makes_cells_multistable_over_its_horizon():
     (1 thread); so p >= 0.8 and P(fewer than 5 of 12) < 1e-3. Not tested here because they
     are too fragile for a bound that cannot flip: lstm (7/20; P(0 of 10) would be 1 %), mgu
     and nbrc (7/10, 8/10). At T = 10 000 and counting only fixed points, the published
-    algorithm mostly fails for every cell (README): that is what the success table measures.
+    algorithm mostly fails for every cell (make warmup-table): that is what the success table measures.
     """
     results = {(cell, seed): warmed_vaa(cell, seed) for cell in ("gru", "rnn") for seed in range(6)}
     assert all(before == pytest.approx(1 / N) for before, _ in results.values()), results

@@ -88,10 +88,24 @@ def test_both_stages_log_the_interface_metrics(tmp_path):
     assert (tmp_path / "checkpoints" / "best.ckpt").exists()
 
 
+def test_the_default_warm_up_is_the_papers_lightning_stage(tmp_path):
+    """warmup=partial without a method is the paper's: one point of the loss, of VAA* and of
+    each layer's VAA* per gradient step, and the summary numbers of the stage."""
+    result, metrics = train_in_process(tmp_path, ["warmup=partial", *tiny(),
+                                                  "warmup.steps=20"])
+    for key in ("warmup/loss", "warmup/vaa_star", "warmup/vaa_star_l0", "warmup/vaa_star_l1"):
+        assert [s for s, _ in metrics[key]] == list(range(20)), key
+    assert result["warmup/loss_first"] == metrics["warmup/loss"][0][1]
+    assert result["warmup/loss_last"] == metrics["warmup/loss"][-1][1]
+    assert result["warmup/vaa_star_last"] == metrics["warmup/vaa_star"][-1][1]
+    assert 1 <= result["warmup/horizon_last"] <= 1 + 10 * 19
+    assert "warmup/select_vaa" not in metrics
+
+
 def test_excite_logs_its_candidates_and_the_gain_chosen(tmp_path):
-    """The default method: one point per candidate (step = its index), the chosen gain and
-    whether the candidate biases were zeroed at step 0, and no gradient-step metrics."""
-    _, metrics = train_in_process(tmp_path, ["cell=lstm", "warmup=full", *tiny(method=None)])
+    """One point per candidate (step = its index), the chosen gain and whether the candidate
+    biases were zeroed at step 0, and no gradient-step metrics."""
+    _, metrics = train_in_process(tmp_path, ["cell=lstm", "warmup=full", *tiny(method="excite")])
     steps = [s for s, _ in metrics["warmup/select_vaa"]]
     # as built, 7 gains x 2 (lstm's biases), then 6 other gains per layer (none if as built won)
     assert steps == list(range(len(steps))) and 15 <= len(steps) <= 27
@@ -128,6 +142,7 @@ def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store):
                     f"mlflow.tracking_uri={uri}", "mlflow.experiment=e2e", f"hydra.run.dir={out}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test/loss" in proc.stdout and uri in proc.stdout
+    assert "warm-up (4 Adam steps on VAA*) loss " in proc.stdout
     exp = client.get_experiment_by_name("e2e")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "gru-partial-copy-s0"
@@ -182,7 +197,7 @@ def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
     (["net.hidden_size=abc"], "net.hidden_size='abc': Value 'abc' of type 'str' could not be"),
     (["warmup.fraction=1.5"], "warmup.fraction=1.5 must be in [0, 1]"),
     (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent"], "train-images-idx3-ubyte"),
-    (["cell=brc", "warmup.gain=4"], "cell BRC declares no excitation block"),
+    (["cell=brc", "warmup.method=excite", "warmup.gain=4"], "cell BRC declares no excitation block"),
 ])
 def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store, args, expected):
     """The ways a run is refused: a type (the schema, before Hydra), a range (the config
@@ -246,8 +261,8 @@ def test_git_sha_is_dirty_with_untracked_sources(tmp_path):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("warmup.method=fast", "warmup.method=fast must be one of paper, robust, excite"),
-    ("warmup.select_every=0", "warmup.select_every=0 must be >= 1"),
+    ("warmup.method=fast", "warmup.method=fast must be one of paper, excite"),
+    ("warmup.method=robust", "warmup.method=robust must be one of paper, excite"),
     ("warmup.fraction=1.5", "warmup.fraction=1.5 must be in [0, 1]"),
 ])
 def test_check_config_refuses_values_out_of_range_in_one_line(override, expected):
@@ -331,10 +346,14 @@ def test_a_method_whose_meaning_changed_gets_a_new_digest_and_paper_keeps_its_ow
                 and not (k in tracking.HASHED_WHEN_SET and v is None)}
         return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    def then(tree):  # the same config while the retired method robust had its key
+        return {**tree, "warmup": {**tree["warmup"], "select_every": 10}}
+
     excite = OmegaConf.to_container(compose_config(["warmup.method=excite"]), resolve=True)
     paper = OmegaConf.to_container(compose_config(["warmup.method=paper"]), resolve=True)
-    assert tracking.config_hash(excite) != old_hash(excite)
-    assert tracking.config_hash(paper) == old_hash(paper)
+    assert "select_every" not in paper["warmup"]
+    assert tracking.config_hash(excite) != old_hash(then(excite))
+    assert tracking.config_hash(paper) == old_hash(then(paper))  # stored runs are reused
 
 
 def test_an_unloadable_target_keeps_its_cause_on_one_line():

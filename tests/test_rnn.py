@@ -92,7 +92,7 @@ def test_warmup_updates_only_the_warmed_subcells(cell):
 
 def test_warmup_gradients_flow_through_the_prefix_runs():
     """Layer 2's VAA* reaches layer 1's warmed cell through the prefix that produced layer 2's
-    initial state (METHOD.md): with only layer 2's term in the loss, layer 1 still gets a gradient."""
+    initial state (docs/method.md): with only layer 2's term in the loss, layer 1 still gets a gradient."""
     torch.manual_seed(0)
     net = StackedRNN(GRU, 1, 8, num_layers=2, output_size=1, warm_fraction=0.5)
     module = WarmupModule(net)
@@ -114,73 +114,9 @@ def test_warmup_refuses_a_network_without_warmed_cells():
         WarmupModule(StackedRNN(GRU, 1, 4, 1, 1, warm_fraction=0.0, parallel=True))
 
 
-# ------------------------------------------------------------- the robust method
-def _multistable_gru(seed=0):
-    """A one-layer GRU whose strong self-excitation gives many fixed points."""
-    torch.manual_seed(seed)
-    net = StackedRNN(GRU, 1, 8, num_layers=1, output_size=1, warm_fraction=1.0)
-    with torch.no_grad():
-        cell = net.layers[0].warm
-        cell.weight_hh.zero_()
-        cell.weight_hh[16:24] = 3.0 * torch.eye(8)  # candidate block: each unit bistable
-    return net
-
-
-def _robust(net, **kwargs):
-    data = DataLoader(TensorDataset(torch.randn(64, 20, 1)), batch_size=16,
-                      collate_fn=lambda b: (torch.stack([s[0] for s in b]).transpose(0, 1),))
-    select = torch.randn(20, 16, 1, generator=torch.Generator().manual_seed(1))
-    module = WarmupModule(net, method="robust", steps=12, select_every=4, select_steps=300,
-                          select_inputs=select, **kwargs)
-    pl.Trainer(max_steps=12, max_epochs=-1, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False).fit(module, data)
-    return module, select
-
-
-def test_robust_warmup_ends_on_the_best_network_it_measured():
-    """Selection: measured before the first step and every 4 steps; the stage ends on the
-    weights of the best score, the untouched network included. Driving VAA* towards 0 (a
-    target no network reaches) with a large step destroys this network's attractors, so
-    here the best is the start, and the weights come back exactly."""
-    from src.vaa import measure_vaa
-    from src.warmup import selection_score
-
-    net = _multistable_gru()
-    start = copy.deepcopy(net.state_dict())
-    module, select = _robust(net, lr=0.5, vaa_target=0.0)
-    assert [s for s, _, _ in module.selections] == [0, 4, 8, 12]
-    scores = [selection_score(v, st) for _, v, st in module.selections]
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    m = measure_vaa(net, select, steps=300, group_size=16, seed=0)
-    assert selection_score(m.vaa, m.settled) == pytest.approx(scores[best])
-    assert scores[0] >= 2 / 16, "the hand-made network is multistable to begin with"
-    assert best == 0, f"warm-up towards VAA* = 0 should not beat the start: {scores}"
-    assert all(torch.equal(start[k], v) for k, v in net.state_dict().items())
-
-
-def test_robust_warmup_redraws_steps_without_gradient():
-    """At a horizon where every final state of the untrained GRU has collapsed within eps,
-    VAA* is exactly 1/N and the paper's step has no gradient; the robust step redraws a
-    shorter horizon and learns."""
-    grads = {}
-    for method in ("paper", "robust"):
-        torch.manual_seed(0)
-        net = StackedRNN(GRU, 1, 8, num_layers=1, output_size=1, warm_fraction=1.0)
-        select = torch.randn(20, 16, 1) if method == "robust" else None
-        module = WarmupModule(net, method=method, select_inputs=select, max_horizon=5000)
-        module.horizon_bound = lambda k: 5000  # every draw far past the collapse
-        torch.manual_seed(1)
-        loss = module.training_step((torch.randn(20, 16, 1),), 0)
-        loss.backward()
-        grads[method] = sum(float(p.grad.abs().sum()) for p in net.warm_parameters()
-                            if p.grad is not None)
-    assert grads["paper"] == 0.0
-    assert grads["robust"] > 0.0
-
-
 def test_warmup_method_is_checked():
     net = StackedRNN(GRU, 1, 4, 1, 1, warm_fraction=1.0)
     with pytest.raises(ValueError, match="warmup.method='fast'"):
         WarmupModule(net, method="fast")
-    with pytest.raises(ValueError, match="select_inputs"):
-        WarmupModule(net, method="robust")
+    with pytest.raises(ValueError, match="warmup.method='robust' is not one of paper, excite"):
+        WarmupModule(net, method="robust")  # retired

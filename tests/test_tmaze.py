@@ -294,7 +294,7 @@ def test_a_tmaze_run_logs_returns_solving_and_multistability(tmp_path):
 def test_the_default_warm_up_runs_on_the_tmaze(tmp_path):
     """excite selects on the replay buffer's exploration histories like on a dataset."""
     result, metrics = train_in_process(tmp_path, ["benchmark=tmaze", "warmup=partial",
-                                                  *tiny("tmaze", method=None)])
+                                                  *tiny("tmaze", method="excite")])
     assert "warmup/loss" not in metrics and len(metrics["warmup/select_vaa"]) >= 2
     assert {f"warmup/gain_l{i}" for i in range(2)} <= set(metrics)
     assert "solved" in result

@@ -12,13 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from src.figures.stats import mean_std  # noqa: E402
 
 LABELS = {"none": "no warm-up", "full": "full warm-up", "partial": "partial warm-up",
-          "parallel": "parallel, no warm-up", "full-robust": "full warm-up (robust)",
-          "partial-robust": "partial warm-up (robust)", "full-excite": "full warm-up (excite)",
+          "parallel": "parallel, no warm-up", "full-excite": "full warm-up (excite)",
           "partial-excite": "partial warm-up (excite)"}
 
 COLORS = {"none": "#7f7f7f", "full": "#d62728", "partial": "#1f77b4", "parallel": "#9467bd",
-          "full-robust": "#ff9896", "partial-robust": "#aec7e8", "full-excite": "#8c564b",
-          "partial-excite": "#17becf"}
+          "full-excite": "#8c564b", "partial-excite": "#17becf"}
 
 
 def save(fig, out: Path, name: str, rect=(0, 0, 1, 1)) -> list[Path]:

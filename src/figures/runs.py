@@ -27,8 +27,7 @@ def cells(conf: Path = CONF_CELLS) -> tuple[str, ...]:
 
 CELLS = cells()
 
-VARIANTS = ("none", "full", "partial", "parallel", "full-robust", "partial-robust",
-            "full-excite", "partial-excite")
+VARIANTS = ("none", "full", "partial", "parallel", "full-excite", "partial-excite")
 
 
 #: The ``vaa``/``attractors`` steps at initialisation and after warm-up (src/vaa.py).
@@ -73,8 +72,8 @@ def variant(tags: dict[str, str], params: dict[str, str]) -> str:
     """The run's warm-up variant, read from what it logged (``warmup.fraction``,
     ``warmup.steps``, ``warmup.active``, ``net.parallel``, ``warmup.method``), never from names: ``none``;
     ``parallel`` (the warmed/plain structure, nothing warmed); ``full``; ``partial`` (half of
-    each layer); ``partial-<f>`` for another fraction f; ``-robust`` or ``-excite`` appended
-    for those ``warmup.method``s. Runs without those params fall back on the ``warmup`` tag."""
+    each layer); ``partial-<f>`` for another fraction f; ``-<method>`` appended (``-excite``)
+    for a ``warmup.method`` other than ``paper``. Runs without those params fall back on the ``warmup`` tag."""
     if "warmup.fraction" not in params:
         warm = tags.get("warmup", "")
         return "parallel" if warm == "none" and params.get("net.parallel") == "True" else warm
