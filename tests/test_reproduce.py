@@ -402,3 +402,23 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     assert main(["--scale", "smoke", "--check", "--tracking-uri", uri]) in (0, 1)
     report = capsys.readouterr().out
     assert "reference verdicts agree" in report and "  here:      " in report
+
+
+def test_bars_and_whiskers_stay_inside_the_range_of_their_quantity():
+    """A share of settled states is in [0, 1]: the bar is the median, the whiskers span the
+    seeds, so neither leaves [0, 1] (mean ± std would: 0.9, 1, 1 gives 1.03)."""
+    import matplotlib.pyplot as plt
+
+    from src.figures.plots import grouped_bars
+
+    fig, ax = plt.subplots()
+    values = {("gru", "none"): [0.9, 1.0, 1.0], ("gru", "full"): [0.0, 0.02, 0.5]}
+    grouped_bars(ax, ["gru"], ["none", "full"], values)
+    from matplotlib.container import BarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    ys = [y for c in bars for seg in c.errorbar.lines[2][0].get_segments() for _, y in seg]
+    heights = [bar.get_height() for c in bars for bar in c]
+    plt.close(fig)
+    assert sorted(heights) == [0.02, 1.0]  # the medians
+    assert min(ys) == 0.0 and max(ys) == 1.0 and len(ys) == 4

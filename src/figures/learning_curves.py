@@ -1,5 +1,6 @@
 """Figure 2 (claim 3): validation loss per epoch, with and without warm-up, one panel per
-cell; the line is the mean over seeds, the band the mean ± std. Sweep: multistability_curves.
+cell; the line is the median over seeds, the band spans the lowest to the highest seed.
+Sweep: multistability_curves.
 
     python -m src.figures.learning_curves --experiment reproduce-cpu --out outputs/figures
 """
@@ -7,6 +8,7 @@ cell; the line is the mean over seeds, the band the mean ± std. Sweep: multista
 from __future__ import annotations
 
 import math
+import statistics
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
@@ -14,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from src.figures.cli import cli
 from src.figures.plots import COLORS, LABELS, log_if_wide, nothing, save
 from src.figures.runs import CELLS, VARIANTS, of_sweeps
-from src.figures.stats import group, mean_std, order
+from src.figures.stats import group, order
 
 SWEEPS = ("multistability_curves",)
 
@@ -35,10 +37,10 @@ def make(runs, out):
             epochs = sorted({e for c in curves for e in c})
             if not epochs:
                 continue
-            stats = [mean_std([c.get(e) for c in curves]) for e in epochs]
-            mean = [m for m, _ in stats]
-            ax.plot(epochs, mean, color=COLORS.get(v), label=f"{LABELS.get(v, v)} ({len(curves)})")
-            ax.fill_between(epochs, [m - s for m, s in stats], [m + s for m, s in stats],
+            seeds = [[c[e] for c in curves if e in c] for e in epochs]
+            ax.plot(epochs, [statistics.median(s) for s in seeds], color=COLORS.get(v),
+                    label=f"{LABELS.get(v, v)} ({len(curves)})")
+            ax.fill_between(epochs, [min(s) for s in seeds], [max(s) for s in seeds],
                             color=COLORS.get(v), alpha=0.2, lw=0)
         ax.set_title(cell)
         ax.set_xlabel("epoch")
@@ -49,7 +51,7 @@ def make(runs, out):
     for ax in axes[:, 0]:
         ax.set_ylabel("validation loss")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Learning curves on {runs[0].benchmark}: mean ± std over seeds (runs)",
+    fig.suptitle(f"Learning curves on {runs[0].benchmark}: median and range over seeds (runs)",
                  fontsize=10)
     return save(fig, out, "learning_curves")
 

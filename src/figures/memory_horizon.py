@@ -1,4 +1,4 @@
-"""The memory horizon (issue 9): the final test MSE of copy-first-input against the length L
+"""The memory horizon: the final test MSE of copy-first-input against the length L
 of the dependency, one panel per cell, one line per warm-up variant (median over seeds, the
 band their range, seeds as dots). Chance is MSE 1 (predicting 0). Sweep: memory_horizon.
 

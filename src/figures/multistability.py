@@ -1,7 +1,7 @@
 """Figure 1 (claims 1, 2): reachable multistability per cell, at initialisation and after
 warm-up: VAA, the attractor count (N * VAA) and the share of final states that settled on a
-fixed point (states that still move are counted by VAA but are not attractors), mean ± std
-over seeds, seeds as dots. Runs logged before ``settled`` existed leave that panel empty.
+fixed point (states that still move are counted by VAA but are not attractors): the median
+over seeds, whiskers from the lowest to the highest seed, seeds as dots. Runs logged before ``settled`` existed leave that panel empty.
 
 "initialisation" is step 0 of the runs without warm-up (the cells as usually initialised);
 "after full / partial warm-up" is step 1 of the warmed runs. Sweep: multistability_curves.

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display: before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 
-from src.figures.stats import mean_std  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
 
 LABELS = {"none": "no warm-up", "full": "full warm-up", "partial": "partial warm-up",
           "parallel": "parallel, no warm-up", "full-excite": "full warm-up (excite)",
@@ -31,14 +32,19 @@ def save(fig, out: Path, name: str, rect=(0, 0, 1, 1)) -> list[Path]:
 
 
 def grouped_bars(ax, cells: list[str], variants: list[str], values: dict[tuple, list[float]]):
-    """Bars of mean ± std per (cell, variant), seeds as dots; x = cells."""
+    """Per (cell, variant): a bar at the median over seeds, whiskers from the lowest to the
+    highest seed (so they never leave the quantity's range: a share stays in [0, 1]), and each
+    seed as a dot; x = cells."""
     width = 0.8 / max(len(variants), 1)
     for j, v in enumerate(variants):
         xs = [i + (j - (len(variants) - 1) / 2) * width for i in range(len(cells))]
-        stats = [mean_std(values.get((c, v), [])) for c in cells]
-        low = [min(s, m) if m >= 0 else s for m, s in stats]  # the bars of >= 0 metrics stay >= 0
-        ax.bar(xs, [m for m, _ in stats], width, yerr=[low, [s for _, s in stats]], capsize=2,
-               color=COLORS.get(v), alpha=0.75, label=LABELS.get(v, v))
+        seeds = [[p for p in values.get((c, v), []) if p is not None and math.isfinite(p)]
+                 for c in cells]
+        mid = [statistics.median(p) if p else math.nan for p in seeds]
+        low = [m - min(p) if p else 0.0 for m, p in zip(mid, seeds)]
+        high = [max(p) - m if p else 0.0 for m, p in zip(mid, seeds)]
+        ax.bar(xs, mid, width, yerr=[low, high], capsize=2, color=COLORS.get(v), alpha=0.75,
+               label=LABELS.get(v, v))
         for x, c in zip(xs, cells):
             pts = [p for p in values.get((c, v), []) if p is not None]
             ax.plot([x] * len(pts), pts, ".", color="k", ms=3)

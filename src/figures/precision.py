@@ -1,7 +1,7 @@
 """Figure 3 (claims 3, 4): the final test metric per cell without warm-up, with full and
 partial warm-up, and with the parallel structure but no warm-up (the ablation), one panel
-per benchmark (MSE for regression, accuracy for classification); mean ± std over seeds,
-seeds as dots. Sweeps: precision (the paper's warm-up; precision_parallel: its ablation runs
+per benchmark (MSE for regression, accuracy for classification); the median over seeds,
+whiskers from the lowest to the highest seed, seeds as dots. Sweeps: precision (the paper's warm-up; precision_parallel: its ablation runs
 in stores made before the two were one sweep) and precision_excite (full and partial warm-up
 by excite, drawn beside the paper's).
 

@@ -42,7 +42,7 @@ def fmt(values) -> str:
 
 
 #: Test MSE below which a run has learned the task (chance is 1): a solved denoising run scores
-#: about 0.03 and an unsolved one 0.2-1 (README); copy splits at 0.5 (warmed runs learn to
+#: about 0.03 and an unsolved one 0.2-1 (docs/results.md); copy splits at 0.5 (warmed runs learn to
 #: 0.02-0.3, unwarmed ones stay near 1). No threshold for classification.
 SOLVED_BELOW = {"copy": 0.5, "denoising": 0.1}
 

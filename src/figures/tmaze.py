@@ -1,4 +1,4 @@
-"""The T-Maze figure (issue 14): episodes until a DRQN solves the maze, against its length L,
+"""The T-Maze figure: episodes until a DRQN solves the maze, against its length L,
 per cell, with and without warm-up. Top row: the median over seeds (line) and each seed
 (dots; a hollow dot above the budget is a seed that never solved it). Bottom row: the share of
 seeds that solved it. Sweep: tmaze.
