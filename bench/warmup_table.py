@@ -75,10 +75,13 @@ def warm_and_measure(job: dict) -> dict:
     import pytorch_lightning as pl
     from hydra import compose, initialize_config_dir
 
+    from src import schema
     from src.pipeline import excitation
     from src.run import build, make_warmup
     from src.tracking import METHOD_VERSIONS
     from src.vaa import measure_vaa
+
+    schema.register()
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[

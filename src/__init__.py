@@ -4,7 +4,9 @@ The library calls, for a model of your own (``src/api.py``)::
 
     from src import warm_up, measure_vaa
 
-They are loaded on first use, so that ``python -m src.run`` does not pay for them.
+They are loaded on first use, so that ``python -m src.run`` does not pay for them, and
+neither they nor ``import src`` import Hydra or MLflow. Whatever composes ``conf/config.yaml``
+registers its schema first (``src.schema.register``): ``src.run``, ``src.reproduce``, the tests.
 """
 
 __all__ = ["warm_up", "measure_vaa", "Multistability", "Excitation"]
@@ -17,13 +19,3 @@ def __getattr__(name: str):
         return getattr(api, name)
     raise AttributeError(f"module 'src' has no attribute {name!r}")
 
-
-def _register_schema() -> None:
-    """The config's schema (src/schema.py) is registered with Hydra on import of the package, so
-    that every composition of conf/config.yaml (a run, a sweep, a test, a script) is typed."""
-    from src.schema import register
-
-    register()
-
-
-_register_schema()

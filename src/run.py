@@ -25,8 +25,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src import tracking
+from src import schema, tracking
 from src.checks import check_config, one_line
+
+schema.register()  # the config's types (conf/config.yaml's defaults list names `schema`)
 
 #: What ``from src.run import build`` and the like find in src/pipeline.py, imported on first
 #: use: the checks above run before torch and Lightning are imported.

@@ -17,8 +17,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.loggers.logger import Logger
 
+from src import schema  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+schema.register()  # every composition below is typed, as in src.run
 
 # `make test` runs `pytest -n auto`: pytest-xdist workers side by side. A worker left at torch's
 # default (one thread per core) would share the cores with the others: two threads per core
