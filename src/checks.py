@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 #: ``warmup.method``: ``paper`` (the published algorithm, the default) or ``excite`` (this
 #: project's construction), src/warmup.py.
 METHODS = ("paper", "excite")
+#: ``trainer.accelerator``: Lightning's names for the devices it can train on.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 def check_config(cfg: DictConfig) -> None:
     """Range checks of the plain keys, before anything is built (one-line errors). Their types
@@ -32,6 +34,8 @@ def check_config(cfg: DictConfig) -> None:
         ("net.num_layers", cfg.net.num_layers >= 1, "must be >= 1"),
         ("trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1"),
         ("trainer.lr", cfg.trainer.lr > 0, "must be > 0"),
+        ("trainer.accelerator", cfg.trainer.accelerator in ACCELERATORS,
+         f"must be one of {', '.join(ACCELERATORS)}"),
         ("trainer.threads", cfg.trainer.threads is None or cfg.trainer.threads >= 1,
          "must be >= 1 or null (torch's default)"),
         ("vaa.steps", cfg.vaa.steps >= 1, "must be >= 1"),

@@ -107,6 +107,10 @@ def main(cfg: DictConfig) -> float:
     from src.warmup import excitable
 
     torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (docs/performance.md)
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        abort(ValueError(f"trainer.accelerator={cfg.trainer.accelerator}: torch "
+                         f"{torch.__version__} sees no GPU on this machine; use "
+                         "trainer.accelerator=auto (a GPU where there is one, else the CPU) or cpu"))
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     try:

@@ -51,10 +51,17 @@ def artifact_location(uri: str) -> str | None:
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
     """For a server URI (``http(s)://``), raise a one-line ``ConnectionError`` unless the server
-    answers within ``timeout`` seconds (any HTTP answer counts); other stores pass."""
+    answers within ``timeout`` seconds (any HTTP answer counts). A store other than an SQLite
+    file or a server (MLflow's file store: ``file:``, a bare path) gets a one-line
+    ``ValueError``: MLflow 3 no longer writes runs there."""
     import urllib.error
     import urllib.request
 
+    if not uri.startswith(("http://", "https://", "sqlite:///")):
+        raise ValueError(
+            f"mlflow.tracking_uri={uri}: MLflow's file store is not supported (MLflow 3 refuses "
+            "to write runs to it); use sqlite:///PATH/mlflow.db, a server's http://host:port, or "
+            "leave it unset for the embedded store outputs/mlflow.db")
     if not uri.startswith(("http://", "https://")):
         return
     try:

@@ -198,6 +198,8 @@ def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
     (["warmup.fraction=1.5"], "warmup.fraction=1.5 must be in [0, 1]"),
     (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent"], "train-images-idx3-ubyte"),
     (["cell=brc", "warmup.method=excite", "warmup.gain=4"], "cell BRC declares no excitation block"),
+    pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu: torch 2.13.0",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store, args, expected):
     """The ways a run is refused: a type (the schema, before Hydra), a range (the config
@@ -211,6 +213,19 @@ def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store,
     assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
     assert not out.exists()
     assert client.get_experiment_by_name("warmup") is None  # no store entry, no run
+
+
+def test_stores_and_devices_that_cannot_work_are_refused_in_one_line():
+    """MLflow's file store (MLflow 3 refuses it) and an accelerator Lightning does not know:
+    one line each, saying what to use instead."""
+    from src import tracking
+
+    for uri in ("file:///tmp/mlruns", "/tmp/mlruns"):
+        with pytest.raises(ValueError, match="file store is not supported.*sqlite:///"):
+            tracking.check_reachable(uri)
+    tracking.check_reachable("sqlite:////tmp/x.db")  # the embedded store passes
+    with pytest.raises(ValueError, match="trainer.accelerator=gpus must be one of auto, cpu"):
+        check_config(compose_config(["trainer.accelerator=gpus"]))
 
 
 @pytest.mark.parametrize("benchmark", [b for b in names("benchmark") if b != "tmaze"])
