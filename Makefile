@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
-	$(PY) -m src.cells.native  # builds the C++ time loops once (about 15 s), or says why not
+	$(PY) -m src.cells  # builds the C++ time loops once (about 15 s) and checks them, or says why not
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

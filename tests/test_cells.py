@@ -1,4 +1,4 @@
-"""Recurrent cells: parity with their equations (METHOD.md, "Cells") and with PyTorch,
+"""Recurrent cells: parity with their equations (docs/method.md, "Cells") and with PyTorch,
 initialisation, gradients, ``lengths``, state passing and the fast time loop."""
 
 from __future__ import annotations
@@ -451,7 +451,7 @@ def float32_pairs(name, batch, width, with_lengths, seed=3):
 def test_the_cpp_loops_are_built_and_used_here():
     """The suite measures the loops the runs use: the library must build on this machine
     (a C++ compiler; ``make`` installs ninja) and agree with the Python loops here
-    (native.check). ``WARMUP_NATIVE=0`` opts out of them."""
+    (native.verified). ``WARMUP_NATIVE=0`` opts out of them."""
     from src.cells import native
 
     if native.disabled():
@@ -492,13 +492,14 @@ def test_cpp_loop_gives_the_same_bits_twice(name):
 
 def test_the_load_check_catches_a_loop_that_is_wrong(monkeypatch):
     """native.check is no formality: a loop whose output is off by one part in 1e3 fails it,
-    and the right loops pass it."""
+    and a right loop passes it."""
     native = needs_cpp_loops()
-    assert native.check() == ""
+    assert native.check("gru", GRU) == ""
+    assert native.verified("mgu", MGU)  # the machine's verdict, kept before the loop is skewed
     right = native.ops
 
-    def off(cell, like=None):
-        found = right(cell, like)
+    def off(cell, like=None, cls=None):
+        found = right(cell, like, cls)
         if found is None or cell != "mgu":
             return found
         forward, backward = found
@@ -510,7 +511,8 @@ def test_the_load_check_catches_a_loop_that_is_wrong(monkeypatch):
         return skewed, backward
 
     monkeypatch.setattr(native, "ops", off)
-    assert native.check().startswith("mgu, batch 1, width 1")
+    assert native.check("mgu", MGU).startswith("mgu, batch 1, width 1")
+    assert native.check("gru", GRU) == ""
 
 
 def test_a_subclass_that_changes_the_equations_leaves_the_cpp_loop():

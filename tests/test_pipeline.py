@@ -164,19 +164,19 @@ def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store):
 
     # any finished run's picture, redrawn by the command; its initial weights are the
     # seeded build's, which is what the command falls back on for runs without them
-    from src import attractors
+    from src.attractors import rerun
 
     png = tmp_path / "again.png"
-    attractors.main([run.info.run_id, "--tracking-uri", uri, "--out", str(png)])
+    rerun.main([run.info.run_id, "--tracking-uri", uri, "--out", str(png)])
     assert png.stat().st_size > 10_000
-    cfg, net, _ = attractors.rebuild(client, run.info.run_id, tmp_path)
-    weights = attractors.run_weights(client, run.info.run_id, cfg, net, tmp_path)
+    cfg, net, _ = rerun.rebuild(client, run.info.run_id, tmp_path)
+    weights = rerun.run_weights(client, run.info.run_id, cfg, net, tmp_path)
     assert list(weights) == ["init", "warmup", "trained"]
     assert all(torch.equal(v, weights["init"][k]) for k, v in net.state_dict().items())
     assert not torch.equal(weights["init"]["layers.0.warm.weight_hh"],
                            weights["warmup"]["layers.0.warm.weight_hh"])
     with pytest.raises(SystemExit, match="no run 'nope' in the store"):
-        attractors.main(["nope", "--tracking-uri", uri])
+        rerun.main(["nope", "--tracking-uri", uri])
 
 
 def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):

@@ -195,7 +195,7 @@ class RecurrentCell(nn.Module):
             return None
         from src.cells import native
 
-        return native.ops(self.native, like)
+        return native.ops(self.native, like, owner)
 
     def step(self, gx_t: Tensor, state: State) -> State:
         """The recurrent part of one time step (differentiable by autograd)."""

@@ -12,23 +12,24 @@ install), into the virtual environment (``.venv/torch_extensions/``: each checko
 build), or, outside a virtual environment or with ``TORCH_EXTENSIONS_DIR`` set, into torch's
 extension cache. It is rebuilt when ``native.cpp`` changes.
 
-Once loaded, :func:`check` runs every cell's loop beside its Python loop on several shapes
-(batch 1 to 33, widths 1 to 64: vector bodies and tails of every width the CPU may use; with and
-without per-sample lengths; forwards, backwards and without gradients) and keeps the loops on
-only if every result agrees within float32 tolerance (:data:`RTOL`, :data:`ATOL`). The loops
-take float32 CPU tensors only; other dtypes and devices always run the Python loops.
+The first time a cell's loop is asked for on a machine, :func:`check` runs it beside the
+cell's Python loop on several shapes (batch 1 to 33, widths 1 to 64: vector bodies and tails of
+every width the CPU may use; with and without per-sample lengths; forwards, backwards and
+without gradients) and uses it only if every result agrees within float32 tolerance
+(:data:`RTOL`, :data:`ATOL`); the verdict is kept beside the build, per machine
+(:func:`machine_key`). The loops take float32 CPU tensors only; other dtypes and devices
+always run the Python loops.
 
 Without a compiler, with a failed build or check, or with ``WARMUP_NATIVE=0`` in the
 environment, every cell runs its Python loop instead: the same results within rounding, slower.
-``python -m src.cells.native`` builds the library, checks it and says which of the two a run
-will use.
+``python -m src.cells`` builds the library, checks every cell's loop and says which loops a
+run will use.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -59,8 +60,7 @@ def build_directory() -> str | None:
     return str(path)
 
 
-#: The agreement :func:`check` asks of the C++ loops against the Python loops, after a dozen
-#: steps: ``max |cpp - python| <= RTOL * max |python| + ATOL`` for every result. Measured here
+#: The agreement :func:`check` asks of a C++ loop against the Python loop, after ten steps: ``max |cpp - python| <= RTOL * max |python| + ATOL`` for every result. Measured here
 #: (AVX-512 and ATEN_CPU_CAPABILITY=default) the largest ratio was 4e-6: rounding, a
 #: wrong equation gives differences of order 1.
 RTOL, ATOL = 1e-4, 1e-6
@@ -90,31 +90,49 @@ def machine_key() -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def checked() -> str:
-    """:func:`check`'s verdict, computed once per machine and kept beside the built library
-    (a machine, here, is what :func:`machine_key` names); ``""`` where the loops agree."""
-    import json
-
+def verdicts_file() -> Path:
+    """Where the checks' verdicts of this machine are kept: beside the built library."""
     from torch.utils import cpp_extension
 
     folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
-    record = folder / f"check-{machine_key()}.json"
-    try:
-        return json.loads(record.read_text())["disagree"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    disagree = check()
-    tmp = record.with_suffix(f".{os.getpid()}.tmp")
-    try:  # written whole, then renamed: concurrent processes read a complete file or none
-        tmp.write_text(json.dumps({"disagree": disagree}))
-        os.replace(tmp, record)
-    except OSError:
-        pass
-    return disagree
+    return folder / f"check-{machine_key()}.json"
+
+
+def verified(cell: str, cls) -> bool:
+    """Whether ``cell``'s loop agrees with the Python loop of ``cls`` (the class that declares
+    it) on this machine: :func:`check`, run once per machine and cell and kept in
+    :func:`verdicts_file`. A loop that disagrees is not used (a warning says why)."""
+    import json
+
+    verdicts = _state.setdefault("verdicts", {})
+    if cell not in verdicts:
+        path = verdicts_file()
+        try:
+            kept = json.loads(path.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        if isinstance(kept.get(cell), str):
+            verdicts[cell] = kept[cell]
+        else:
+            verdicts[cell] = ""  # used by the check itself while it runs
+            verdicts[cell] = check(cell, cls)
+            try:  # written whole, then renamed: a process reads a complete file or none
+                latest = json.loads(path.read_text()) if path.exists() else {}
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({**latest, cell: verdicts[cell]}))
+                os.replace(tmp, path)
+            except (OSError, ValueError):
+                pass
+        if verdicts[cell]:
+            warnings.warn(f"the C++ loop of {cell} disagrees with its Python loop on this machine "
+                          f"({verdicts[cell]}); {cell} runs its Python loop: the same results, "
+                          "slower", stacklevel=3)
+    return verdicts[cell] == ""
 
 
 def load(verbose: bool = False) -> bool:
-    """Build (if needed), load and check the library once per process; whether it is used."""
+    """Build (if needed) and load the library once per process; whether it is available (each
+    cell's loop is then checked on first use, :func:`verified`)."""
     if "ok" in _state:
         return _state["ok"]
     if disabled():
@@ -134,11 +152,8 @@ def load(verbose: bool = False) -> bool:
                            verbose=verbose)
         if not torch.ops.warmup_rnn.available():
             raise RuntimeError("this torch build exports no sgemm_ for the loops' products")
-        _state.update(ok=True, why="")  # on while check() compares them with the Python loops
-        disagree = checked()
-        if disagree:
-            raise RuntimeError(f"they disagree with the Python loops on this machine ({disagree})")
-    except Exception as err:  # no compiler, no ninja, a failed build or check: Python loops
+        _state.update(ok=True, why="")
+    except Exception as err:  # no compiler, no ninja, a failed build: the Python loops
         why = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         _state.update(ok=False, why=why)
         warnings.warn(f"the C++ time loops (src/cells/native.cpp) are not used ({why}); "
@@ -164,7 +179,8 @@ def compare(cell, x: torch.Tensor, state, lengths) -> list[tuple[torch.Tensor, t
             weight = torch.linspace(-1, 1, y.shape[-1], dtype=y.dtype)
             loss = (y * weight).sum() + sum(t.pow(2).sum() for t in s)
             wrt = [xs, *s0, *(p for p in cell.parameters() if p.requires_grad)]
-            out = [y, *s, *torch.autograd.grad(loss, wrt)]
+            grads = torch.autograd.grad(loss, wrt, allow_unused=True)  # x unused at length 0
+            out = [y, *s, *(torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads))]
             with torch.no_grad():
                 out.append(cell(x[:1].expand(3 * x.shape[0], -1, -1), state, lengths)[0])
         finally:
@@ -175,59 +191,41 @@ def compare(cell, x: torch.Tensor, state, lengths) -> list[tuple[torch.Tensor, t
 
 @torch.inference_mode(False)
 @torch.enable_grad()
-def check() -> str:
-    """Every cell of :data:`CELLS` on :data:`CHECK_SHAPES`, with and without lengths, on the
-    C++ loop and on the Python loop; ``""`` where all agree within (:data:`RTOL`,
-    :data:`ATOL`), else the first disagreement."""
-    from src.cells import BRC, GRU, LSTM, MGU, NBRC, RNN
-
-    classes = {"gru": GRU, "mgu": MGU, "rnn": RNN, "lstm": LSTM, "brc": BRC, "nbrc": NBRC}
+def check(cell: str, cls) -> str:
+    """``cell``'s C++ loop against the Python loop of ``cls`` on :data:`CHECK_SHAPES`, with and
+    without lengths (the LSTMs' loop runs with lengths only); ``""`` where every result agrees
+    within (:data:`RTOL`, :data:`ATOL`), else the first disagreement."""
     gen = torch.Generator().manual_seed(0)
     L = 10
-    for name in CELLS:
-        for batch, width in CHECK_SHAPES:
-            with torch.random.fork_rng():
-                torch.manual_seed(0)
-                cell = classes[name](3, width)
-            with torch.no_grad():  # off the initialisation (zero biases), so every term counts
-                for p in cell.parameters():
-                    p.add_(0.3 * torch.randn(p.shape, generator=gen))
-            x = torch.randn(L, batch, 3, generator=gen)
-            state = tuple(torch.randn(batch, width, generator=gen)
-                          for _ in range(cell.state_size))
-            lengths = torch.randint(0, L + 3, (batch,), generator=gen)
-            # without lengths the LSTM runs torch.lstm, not this loop
-            for lens in ((lengths,) if cell.has_sequence_kernel else (None, lengths)):
-                for k, (a, b) in enumerate(compare(cell, x, state, lens)):
-                    err = (a - b).abs().max().item()
-                    if not err <= RTOL * b.abs().max().item() + ATOL:  # NaN: disagree
-                        return (f"{name}, batch {batch}, width {width}, "
-                                f"{'with' if lens is not None else 'without'} lengths, "
-                                f"result {k}: max difference {err:.2g}")
+    for batch, width in CHECK_SHAPES:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            layer = cls(3, width)
+        with torch.no_grad():  # off the initialisation (zero biases), so every term counts
+            for p in layer.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=gen))
+        x = torch.randn(L, batch, 3, generator=gen)
+        state = tuple(torch.randn(batch, width, generator=gen) for _ in range(layer.state_size))
+        lengths = torch.randint(0, L + 3, (batch,), generator=gen)
+        for lens in ((lengths,) if layer.has_sequence_kernel else (None, lengths)):
+            for k, (a, b) in enumerate(compare(layer, x, state, lens)):
+                err = (a - b).abs().max().item()
+                if not err <= RTOL * b.abs().max().item() + ATOL:  # NaN: disagree
+                    return (f"{cell}, batch {batch}, width {width}, "
+                            f"{'with' if lens is not None else 'without'} lengths, "
+                            f"result {k}: max difference {err:.2g}")
     return ""
 
 
-def ops(cell: str, like: torch.Tensor | None = None):
+def ops(cell: str, like: torch.Tensor | None = None, cls=None):
     """``(forward, backward)`` operators of ``cell``'s C++ loop, or ``None`` (Python loop):
-    ``like`` (the input projection) must be a float32 CPU tensor."""
+    ``like`` (the input projection) must be a float32 CPU tensor, and the loop must agree with
+    the Python loop of ``cls`` (the class that declares it) on this machine."""
     if cell not in CELLS or not _state.get("use", True) or not load():
         return None
     if like is not None and (like.dtype != torch.float32 or like.device.type != "cpu"):
         return None
+    if cls is not None and not verified(cell, cls):
+        return None
     lib = torch.ops.warmup_rnn
     return getattr(lib, f"{cell}_forward"), getattr(lib, f"{cell}_backward")
-
-
-def main() -> None:
-    start = time.perf_counter()
-    ok = load(verbose="-v" in sys.argv)
-    if ok:
-        print(f"C++ time loops ready for {', '.join(CELLS)}, checked against the Python "
-              f"loops ({time.perf_counter() - start:.0f} s to build, load and check)")
-    else:
-        print(f"C++ time loops not used ({_state['why']}): the cells run their Python loops "
-              "(the same results within rounding, slower)")
-
-
-if __name__ == "__main__":
-    main()

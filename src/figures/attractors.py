@@ -32,12 +32,13 @@ def traced(run, stage: str):
     from mlflow.tracking import MlflowClient
 
     from src import attractors
+    from src.attractors import rerun
 
     client = MlflowClient(run.store)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            cfg, net, inputs = attractors.rebuild(client, run.run_id, Path(tmp))
-            weights = attractors.run_weights(client, run.run_id, cfg, net, Path(tmp))
+            cfg, net, inputs = rerun.rebuild(client, run.run_id, Path(tmp))
+            weights = rerun.run_weights(client, run.run_id, cfg, net, Path(tmp))
         except (MlflowException, OSError):  # no config or weights among its artifacts
             return None, None
     if stage not in weights:
