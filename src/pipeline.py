@@ -146,7 +146,7 @@ def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir
         result, weights = saved["result"], saved["weights"]
     else:
         result: dict = {}
-        weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors.py)
+        weights = {"init": snapshot(net)}  # for the pictures of attractors (src/attractors/)
         measure(meter, net, logger, INIT_STEP, "init", result)
         if warms(cfg, net):
             result.update(warm_up(cfg, dm, net, logger, out_dir))

@@ -1,4 +1,4 @@
-"""Stage 2: supervised training, a LightningModule (METHOD.md, "Supervised stage").
+"""Stage 2: supervised training, a LightningModule (docs/method.md, "Supervised stage").
 
 The loss is taken only at the steps the benchmark marks as outputs
 (``pred[mask]``): MSE for regression, cross-entropy for classification.

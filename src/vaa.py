@@ -1,6 +1,6 @@
 """Reachable multistability: VAA, the attractor count, and the differentiable VAA*.
 
-VAA ("variability amongst attractors", METHOD.md) asks how many distinct
+VAA ("variability amongst attractors", docs/method.md) asks how many distinct
 attractors a network reaches from relevant states:
 
 1. take N input sequences, cut each at a random prefix length c_i in 1..L and
@@ -58,7 +58,7 @@ def pairwise_distance(s: Tensor) -> Tensor:
 
 
 def vaa_star(states: Tensor, eps: float = EPS) -> Tensor:
-    """Differentiable surrogate of VAA for final states ``(N, D)`` (METHOD.md, "VAA*")."""
+    """Differentiable surrogate of VAA for final states ``(N, D)`` (docs/method.md, "VAA*")."""
     s = torch.tanh(states)
     d = pairwise_distance(s)
     close = 1.0 - torch.relu(d - eps) / (d + 1e-6)
@@ -92,7 +92,7 @@ def sample_prefix_states(net, inputs: Tensor, lengths: Tensor):
 class Multistability(NamedTuple):
     """One VAA measurement (averaged over groups).
 
-    * ``vaa``: METHOD.md's VAA, every final state counted, moving or not;
+    * ``vaa``: docs/method.md's VAA, every final state counted, moving or not;
     * ``attractors``: ``group_size * vaa``, the number of distinct final states reached;
     * ``settled``: the share of final states that sit on a fixed point (:func:`is_settled`);
       states that still move (a cycle, chaos, or a transient slower than ``steps``) are
@@ -140,12 +140,12 @@ def score(final: Tensor, settled: Tensor, group_size: int, eps: float = EPS) -> 
 
 
 def vaa_metrics(m: Multistability) -> dict[str, float]:
-    """The MLflow metrics of one measurement (INTERFACE.md): ``vaa``, ``attractors``,
+    """The MLflow metrics of one measurement (docs/usage.md): ``vaa``, ``attractors``,
     ``settled`` and ``fixed_points``."""
     return m._asdict()
 
 
-#: The MLflow step of each measurement of a run (INTERFACE.md): 0 at initialisation, 1 after
+#: The MLflow step of each measurement of a run (docs/usage.md): 0 at initialisation, 1 after
 #: warm-up (the same network as 0 when there is none), 1 + e after supervised epoch e.
 INIT_STEP, WARMUP_STEP = 0, 1
 
@@ -188,7 +188,7 @@ def measure_vaa(
     prefix lengths and its own constant input u, and all groups run side by side
     in one batch (:func:`settled_states`). Returns a :class:`Multistability`
     ``(vaa, attractors, settled, fixed_points)``; ``vaa, attractors = result[:2]`` is the
-    measure of METHOD.md. A fixed ``seed`` makes repeated measurements of the same network
+    measure of docs/method.md. A fixed ``seed`` makes repeated measurements of the same network
     identical and leaves the global random state untouched.
     """
     total = inputs.shape[1]

@@ -1,4 +1,4 @@
-"""Pictures of attractors (src/attractors.py): the traced states are the measured ones."""
+"""Pictures of attractors (src/attractors/): the traced states are the measured ones."""
 
 from __future__ import annotations
 

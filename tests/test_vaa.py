@@ -1,4 +1,4 @@
-"""VAA, the attractor count and VAA*: invariants of the measures (METHOD.md)."""
+"""VAA, the attractor count and VAA*: invariants of the measures (docs/method.md)."""
 
 import pytest
 import torch

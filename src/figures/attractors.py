@@ -1,6 +1,6 @@
 """Figure 1b (claims 1, 2) as pictures: for one seed, each cell's VAA states at
 initialisation and after full and partial warm-up, traced under one constant input and
-projected to 2-D (``src/attractors.py``; PCA per panel). One dot per attractor: a reader sees
+projected to 2-D (``src/attractors/``; PCA per panel). One dot per attractor: a reader sees
 "one point" against "many points", and black crosses where states never settle.
 
 Columns: the run without warm-up (its initial network), and the warmed runs after warm-up.

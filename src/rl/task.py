@@ -7,7 +7,7 @@ bookkeeping are the same code; ``task == "rl"`` sends stage 2 to the DRQN
 (:mod:`src.rl.drqn`) instead of supervised training.
 
 The inputs of warm-up and of the VAA measurements are the exploration histories that fill
-the replay buffer before learning (METHOD.md: the training inputs, targets unused), cut to
+the replay buffer before learning (docs/method.md: the training inputs, targets unused), cut to
 their first ``L + 1`` steps. [choice] Every history has at least that many (no exit can be
 reached in fewer than ``L + 1`` actions), so the histories need no padding, and the prefixes
 that warm-up and VAA draw in ``1..L+1`` are all real histories: the cue, then the corridor
