@@ -246,8 +246,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--authors", type=Path, default=None,
                         help="a checkout of github glambrechts/warmup: time their code too")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the tables as markdown to this file, with the command "
+                             "and the machine (e.g. docs/results/bench.md)")
     args = parser.parse_args()
     authors = load_authors(args.authors) if args.authors else None
+    md: list[str] = []
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -276,6 +280,47 @@ def main() -> None:
                   f"{vs}{theirs}", flush=True)
         for line in target_report(shape, results):
             print(line)
+        md += markdown_table(shape, results, gflops, authors is not None)
+    if args.markdown:
+        write_markdown(args.markdown, md, args.threads, args.repeat)
+
+
+def markdown_table(shape: str, results: dict, gflops: float, authors: bool) -> list[str]:
+    hidden, length = SHAPES[shape]["hidden"], SHAPES[shape]["length"]
+    head = ["cell", "train ms", "warm ms", "vaa ms", "bound ms", "train/bound", "warm/train",
+            "torch/us train"] + (["authors/us train", "warm", "vaa"] if authors else [])
+    lines = ["", f"## {shape}: hidden {hidden}, length {length}, batch {BATCH}, {LAYERS} layers "
+             f"(plain matmul: {gflops:.0f} GFLOP/s)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        row = [name, f"{r['train']:.1f}", f"{r['warm']:.1f}", f"{r['vaa']:.1f}",
+               f"{r['bound']:.1f}", f"{r['train'] / r['bound']:.1f}",
+               f"{r['warm'] / r['train']:.2f}",
+               f"{r['torch'] / r['train']:.2f}x" if r["torch"] else "–"]
+        if authors:
+            row += ([f"{r['authors_train'] / r['train']:.2f}x",
+                     f"{r['authors_warm'] / r['warm']:.2f}x",
+                     f"{r['authors_vaa'] / r['vaa']:.2f}x"] if "authors_train" in r
+                    else ["–"] * 3)
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [line for line in target_report(shape, results) if line]
+
+
+def write_markdown(path: Path, tables: list[str], threads: int, repeat: int) -> None:
+    """The tables under a generated header: the command and the machine they came from."""
+    from src import machine
+
+    args = sys.argv[1:]
+    if "--authors" in args:  # where a user's checkout is says nothing about the numbers
+        args[args.index("--authors") + 1] = "AUTHORS_CHECKOUT"
+    command = "python bench/bench.py " + " ".join(args)
+    header = ["# Speed (generated)", "",
+              f"Written by `{command}` on {machine.line(machine.describe(threads))}; "
+              f"medians of {repeat} runs, ms per operation. Ratios compare codes timed "
+              "interleaved in this run; absolute times differ between machines and moments."]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(header + tables) + "\n")
+    print(f"\nmarkdown: {path}")
 
 if __name__ == "__main__":
     main()

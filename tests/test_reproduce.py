@@ -422,3 +422,18 @@ def test_bars_and_whiskers_stay_inside_the_range_of_their_quantity():
     plt.close(fig)
     assert sorted(heights) == [0.02, 1.0]  # the medians
     assert min(ys) == 0.0 and max(ys) == 1.0 and len(ys) == 4
+
+
+def test_claim_one_is_about_standard_cells_only():
+    """BRC and nBRC are bistable by construction: many attractors at init is their design, not
+    evidence against claim 1, which they are left out of; a standard cell is decided."""
+    from src.figures.claims import monostable
+    from src.figures.runs import INIT, Run
+
+    def run(cell, seed, attractors):
+        return Run(run_id=f"{cell}{seed}", name="", figure="multistability_curves", cell=cell,
+                   benchmark="copy", variant="none", seed=seed, params={}, metrics={},
+                   history={"attractors": [(INIT, attractors)]})
+
+    runs = [run("brc", s, 20.0) for s in range(3)] + [run("gru", s, 1.0) for s in range(3)]
+    assert [(v.subject, v.verdict) for v in monostable(runs)] == [("gru", "shown")]

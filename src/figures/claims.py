@@ -6,7 +6,7 @@ a task may fall either way; a verdict is meant to hold on any machine. Each is `
 ``undecided`` or ``not shown`` by a rule written below, on a statistic over seeds:
 
 * a share of seeds (claims 1 and 2): ``shown`` from 2/3 of the seeds, ``not shown`` at 1/3 or
-  fewer, ``undecided`` between;
+  fewer, ``undecided`` between (claim 1 leaves out BRC and nBRC, multistable by construction);
 * "A learns better than B" (claims 3 and 4), on tasks with a solved threshold
   (:data:`~src.figures.stats.SOLVED_BELOW`: copy, denoising): ``shown`` when A's share of
   solved seeds exceeds B's by at least one half, ``not shown`` when it does not exceed it at
@@ -43,6 +43,10 @@ CLAIMS = {
     "5": "multistability after warm-up correlates with learning",
 }
 
+#: Cells built multistable (bistable units by construction): not the "standard cells" of
+#: claim 1, which they would contradict by design; claims 2-5 include them.
+BISTABLE_BY_CONSTRUCTION = ("brc", "nbrc")
+
 #: The sweeps whose runs decide claims 1 and 2 (every cell, copy) and 3-4 (the precision
 #: tasks); claim 3 also reads copy.
 MULTISTABILITY, PRECISION = ("multistability_curves",), ("precision",)
@@ -74,9 +78,10 @@ def one_per_seed(runs: list[Run]) -> list[Run]:
 
 
 def monostable(runs: list[Run]) -> list[Verdict]:
-    """Claim 1, per cell: the seeds whose network has at most 2 attractors at initialisation
-    (VAA <= 2/N)."""
+    """Claim 1, per standard cell (not :data:`BISTABLE_BY_CONSTRUCTION`): the seeds whose
+    network has at most 2 attractors at initialisation (VAA <= 2/N)."""
     out = []
+    runs = [r for r in runs if r.cell not in BISTABLE_BY_CONSTRUCTION]
     for (cell,), sel in sorted(group(runs, "cell").items(), key=lambda kv: cell_order(kv[0][0])):
         counts = finite(r.at("attractors", INIT) for r in one_per_seed(sel))
         if counts:
