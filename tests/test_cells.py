@@ -539,3 +539,20 @@ def test_without_the_library_the_python_loop_runs(monkeypatch):
     assert cell.native_ops() is None
     y, _ = cell(torch.randn(L, N, I))
     assert y.shape == (L, N, H) and torch.isfinite(y).all()
+
+
+def test_without_a_compiler_the_cells_fall_back_with_one_warning(tmp_path):
+    """A machine whose C++ compiler fails (here CXX=/bin/false, in a fresh build folder): the
+    first cell says once why the C++ loops are not used, and every cell runs its Python loop."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from src.cells import GRU, MGU; "
+            "print(*(c(3, 8)(torch.randn(5, 2, 3))[0].shape[-1] for c in (GRU, MGU, GRU)))")
+    env = {**os.environ, "CXX": "/bin/false", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    env.pop("WARMUP_NATIVE", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["8", "8", "8"]
+    assert proc.stderr.count("C++ time loops (src/cells/native.cpp) are not used") == 1
