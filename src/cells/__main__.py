@@ -11,7 +11,7 @@ if not native.load(verbose="-v" in sys.argv):
     print(f"C++ time loops not used ({native._state['why']}): the cells run their Python loops "
           "(the same results within rounding, slower)")
     sys.exit(0)
-classes = {"gru": GRU, "mgu": MGU, "rnn": RNN, "lstm": LSTM, "brc": BRC, "nbrc": NBRC}
+classes = {cls.native: cls for cls in (GRU, MGU, RNN, LSTM, BRC, NBRC)}
 agree = [name for name in native.CELLS if native.verified(name, classes[name])]
 others = [name for name in native.CELLS if name not in agree]
 print(f"C++ time loops ready for {', '.join(agree) or 'no cell'}, checked against the Python "

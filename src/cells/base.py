@@ -64,8 +64,8 @@ outputs and gradients):
   (:func:`kernel_by_length`). A built-in cell that names its loop in C++
   (``native``: gru, mgu, rnn, brc, nbrc, and the LSTM's loop) runs its float32 CPU loops
   there (``src/cells/native.cpp``): the same equations without the Python interpreter
-  between the operations, equal to the Python loop up to float32 rounding (checked when the
-  library loads); without the compiled library, the Python loop.
+  between the operations, equal to the Python loop up to float32 rounding (checked on its
+  first use on a machine); without the compiled library, the Python loop.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ class RecurrentCell(nn.Module):
     #: Optional: the name of this cell's loop in C++ (``src/cells/native.cpp``: "gru", "mgu",
     #: "rnn", "lstm", "brc", "nbrc"), which computes the equations of ``fused_step`` and
     #: ``fused_step_backward`` without the Python interpreter between them (the same numbers
-    #: up to float32 rounding, faster). Used by the fast path only while the class keeps the hooks of the class that
-    #: declared it: a subclass that overrides one of them runs its own Python hooks.
+    #: up to float32 rounding, faster). Used by the fast path only while the class keeps the
+    #: hooks of the class that declared it: a subclass that overrides one of them runs its own
+    #: Python hooks.
     native: str | None = None
 
     #: Optional, for ``warmup.method=excite`` (src/warmup.py): the rows of the recurrent weight

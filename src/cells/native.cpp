@@ -45,7 +45,6 @@ using Opt = c10::optional<Tensor>;
 struct Rows {
   float* p;
   int64_t ld;
-  explicit Rows(const Tensor& t) : p(t.data_ptr<float>()), ld(t.stride(0)) {}
   Rows(const float* q, int64_t ld_) : p(const_cast<float*>(q)), ld(ld_) {}
   float& operator()(int64_t i, int64_t j) const { return p[i * ld + j]; }
 };

@@ -60,9 +60,10 @@ def build_directory() -> str | None:
     return str(path)
 
 
-#: The agreement :func:`check` asks of a C++ loop against the Python loop, after ten steps: ``max |cpp - python| <= RTOL * max |python| + ATOL`` for every result. Measured here
-#: (AVX-512 and ATEN_CPU_CAPABILITY=default) the largest ratio was 4e-6: rounding, a
-#: wrong equation gives differences of order 1.
+#: The agreement :func:`check` asks of a C++ loop against the Python loop, after ten steps:
+#: ``max |cpp - python| <= RTOL * max |python| + ATOL`` for every result. Measured here
+#: (AVX-512 and ATEN_CPU_CAPABILITY=default) the largest ratio was 4e-6: rounding, a wrong
+#: equation gives differences of order 1.
 RTOL, ATOL = 1e-4, 1e-6
 
 #: ``(batch, width)`` shapes :func:`check` runs: one row and one unit, widths below and across
@@ -91,11 +92,14 @@ def machine_key() -> str:
 
 
 def verdicts_file() -> Path:
-    """Where the checks' verdicts of this machine are kept: beside the built library."""
-    from torch.utils import cpp_extension
+    """Where the checks' verdicts of this machine are kept: beside the built library (found
+    once per process: the key reads the source and the CPU's description)."""
+    if "verdicts_file" not in _state:
+        from torch.utils import cpp_extension
 
-    folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
-    return folder / f"check-{machine_key()}.json"
+        folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
+        _state["verdicts_file"] = folder / f"check-{machine_key()}.json"
+    return _state["verdicts_file"]
 
 
 def verified(cell: str, cls) -> bool:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from src.figures.runs import AFTER_WARMUP, CELLS, INIT, Run
-from src.figures.stats import SOLVED_BELOW, group, order
+from src.figures.stats import SOLVED_BELOW, group, order, solved
 from src.figures.vaa_vs_test import correlations
 
 SHOWN, UNDECIDED, NOT_SHOWN = "shown", "undecided", "not shown"
@@ -112,16 +112,15 @@ def better(claim: str, bench: str, cell: str, a: list[Run], b: list[Run], name_a
            name_b: str) -> Verdict | None:
     """Whether the runs ``a`` learn ``bench`` better than the runs ``b``."""
     subject = f"{bench}, {cell}, {name_a} vs {name_b}"
-    bound = SOLVED_BELOW.get(bench)
-    if bound is not None:
-        la, lb = (finite(r.metrics.get("test/loss") for r in runs) for runs in (a, b))
-        if not la or not lb:
+    if bench in SOLVED_BELOW:
+        shares = solved(a), solved(b)
+        if None in shares:
             return None
-        ka, kb = sum(x < bound for x in la), sum(x < bound for x in lb)
-        gap = ka / len(la) - kb / len(lb)
+        (ka, na), (kb, nb) = shares
+        gap = ka / na - kb / nb
         verdict = SHOWN if gap >= 0.5 else NOT_SHOWN if gap <= 0 else UNDECIDED
-        return Verdict(claim, subject, verdict, f"{name_a} solves {ka}/{len(la)} seeds, "
-                                                f"{name_b} {kb}/{len(lb)}")
+        return Verdict(claim, subject, verdict, f"{name_a} solves {ka}/{na} seeds, "
+                                                f"{name_b} {kb}/{nb}")
     classification = any(r.classification for r in a + b)
     key, sign = ("test/acc", 1) if classification else ("test/loss", -1)
     xa, xb = (finite(r.metrics.get(key) for r in runs) for runs in (a, b))

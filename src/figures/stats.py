@@ -52,14 +52,21 @@ def median(values) -> str:
     return f"{statistics.median(xs):.3g}" if xs else "–"
 
 
-def solved_share(runs: list[Run]) -> str:
-    """``k/n`` runs whose test MSE is below the benchmark's ``SOLVED_BELOW``; ``–`` without one."""
+def solved(runs: list[Run]) -> tuple[int, int] | None:
+    """``(k, n)``: of the ``n`` runs with a finite test MSE, ``k`` are below the benchmark's
+    ``SOLVED_BELOW``; ``None`` for a benchmark without one, or no such run."""
     bound = SOLVED_BELOW.get(runs[0].benchmark) if runs else None
     losses = [r.metrics.get("test/loss") for r in runs]
     losses = [x for x in losses if x is not None and math.isfinite(x)]
     if bound is None or not losses:
-        return "–"
-    return f"{sum(x < bound for x in losses)}/{len(losses)}"
+        return None
+    return sum(x < bound for x in losses), len(losses)
+
+
+def solved_share(runs: list[Run]) -> str:
+    """``k/n`` runs whose test MSE is below the benchmark's ``SOLVED_BELOW``; ``–`` without one."""
+    share = solved(runs)
+    return "–" if share is None else f"{share[0]}/{share[1]}"
 
 
 def test_metric(run: Run) -> tuple[str, float | None]:
