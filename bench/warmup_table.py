@@ -77,7 +77,7 @@ def warm_and_measure(job: dict) -> dict:
 
     from src import schema
     from src.pipeline import excitation
-    from src.run import build, make_warmup
+    from src.pipeline import build, make_warmup
     from src.tracking import METHOD_VERSIONS
     from src.vaa import measure_vaa
 

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
+from src import rules
 from src.rnn import StackedRNN
 from src.vaa import EPS, Multistability
 from src.vaa import measure_vaa as _measure
@@ -355,7 +356,7 @@ def warm_up(
     blocks and candidate biases (excite). ``.grad`` is left as it was found. ``seed`` fixes
     the draws and leaves the global random state untouched.
     """
-    if method not in ("paper", "excite"):
+    if method not in rules.METHODS:
         raise ValueError(f"warm_up: method={method!r} must be 'paper' or 'excite'")
     if method == "excite":
         defaults = inspect.signature(warm_up).parameters
@@ -372,10 +373,8 @@ def warm_up(
                              ("max_horizon", max_horizon, 1), ("horizon_growth", horizon_growth, 0)):
         if not isinstance(value, int) or value < low:
             raise ValueError(f"warm_up: {name}={value!r} must be an integer >= {low}")
-    if not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"warm_up: lr={lr!r} must be a finite number > 0")
-    if not 0 < vaa_target <= 1:
-        raise ValueError(f"warm_up: vaa_target={vaa_target!r} must be in (0, 1]")
+    rules.POSITIVE.check("warm_up: lr", lr)
+    rules.SHARE.check("warm_up: vaa_target", vaa_target)
     n = x.shape[1]
     batch = min(batch_size, n)
 

@@ -1,10 +1,10 @@
 """The pipeline behind ``src/run.py``: build the data and the network, the two Lightning
 stages, the VAA measurements, and what a run logs besides its metrics.
 
-``src/run.py`` checks the config and owns the MLflow run; these functions do the work. They
-read the composed config (``DictConfig``); everything below them (``src/rnn.py``,
-``src/warmup.py``, ``src/supervised.py``, ``src/vaa.py``, the cells and benchmarks) takes
-plain Python arguments.
+``src/run.py`` checks the config, ``src/tracking.py``'s ``Job`` owns the MLflow run, and these
+functions do the work. They read the composed config (``DictConfig``); everything below them
+(``src/rnn.py``, ``src/warmup.py``, ``src/supervised.py``, ``src/vaa.py``, the cells and
+benchmarks) takes plain Python arguments.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 
 from src import machine, tracking
+from src.rules import Refusal, one_line
 from src.rnn import StackedRNN
 from src.supervised import SupervisedModule
 from src.vaa import INIT_STEP, WARMUP_STEP, VAAMeter, vaa_metrics
@@ -35,13 +37,13 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # The resume folder holds the network after warm-up before the first checkpoint: expected.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-# With a resume folder, stage 2 has two ModelCheckpoints; `best`, the one tested, comes first.
-warnings.filterwarnings("ignore", message=r".*called with Trainer configured with multiple `ModelCheckpoint`")
+# fit(ckpt_path="last") on a fresh folder: Lightning's set-and-forget resume, nothing to load.
+warnings.filterwarnings("ignore", message=r'.*ckpt_path="last"\) is set, but there is no last')
 
 
 class RunLogger(MLFlowLogger):
-    """Lightning's MLflow logger on a run that ``main`` owns: the two stages' trainers
-    each call ``finalize``, which would mark the run finished after the warm-up."""
+    """Lightning's MLflow logger on the run that ``tracking.Job`` owns: the two stages'
+    trainers each call ``finalize``, which would mark the run finished after the warm-up."""
 
     def finalize(self, status: str = "success") -> None:
         pass
@@ -66,20 +68,49 @@ def make_cell_factory(cell_cfg: DictConfig, seq_length: int):
 
 def build(cfg: DictConfig):
     """The benchmark's data (generated or read now, so bad data fails before any run exists),
-    the network, and the fixed input sequences VAA is measured on."""
-    dm = instantiate(cfg.benchmark, batch_size=cfg.trainer.batch_size)
-    net = StackedRNN(
-        make_cell_factory(cfg.cell, dm.seq_length),
-        input_size=dm.input_size,
-        hidden_size=cfg.net.hidden_size,
-        num_layers=cfg.net.num_layers,
-        output_size=dm.output_size,
-        warm_fraction=cfg.warmup.fraction,
-        parallel=cfg.net.parallel,
-    )
-    dm.setup("fit")
-    vaa_inputs = dm.train_inputs(cfg.vaa.groups * cfg.vaa.group_size)
-    return dm, net, vaa_inputs
+    the network, and the fixed input sequences VAA is measured on. What the data module, the
+    cell or the network refuse, and a device or a method this machine or cell cannot give,
+    is raised as :class:`src.rules.Refusal` (one line, no run). Seeds everything first, and
+    sets torch's threads (``trainer.threads``)."""
+    torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (docs/performance.md)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    pl.seed_everything(cfg.seed, verbose=False)
+    try:
+        check_device(cfg)
+        dm = instantiate(cfg.benchmark, batch_size=cfg.trainer.batch_size)
+        net = StackedRNN(
+            make_cell_factory(cfg.cell, dm.seq_length),
+            input_size=dm.input_size,
+            hidden_size=cfg.net.hidden_size,
+            num_layers=cfg.net.num_layers,
+            output_size=dm.output_size,
+            warm_fraction=cfg.warmup.fraction,
+            parallel=cfg.net.parallel,
+        )
+        if (cfg.warmup.method == "excite" and cfg.warmup.gain is not None and warms(cfg, net)
+                and not excitable(net)):  # a fixed gain for a cell that cannot take it
+            raise ValueError(f"warmup.gain={cfg.warmup.gain}: cell {type(net.warm_cells()[0]).__name__} "
+                             "declares no excitation block (excitation_rows); leave warmup.gain "
+                             "null (the cell is then left as built) or use warmup.method=paper")
+        dm.setup("fit")
+    except (ValueError, FileNotFoundError, InstantiationException) as err:
+        cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
+        raise Refusal(one_line(cause)) from err
+    return dm, net, dm.train_inputs(cfg.vaa.groups * cfg.vaa.group_size)
+
+
+def vaa_meter(cfg: DictConfig, inputs) -> VAAMeter:
+    """VAA as configured (``vaa.*``), on the fixed sequences ``inputs`` of :func:`build`."""
+    return VAAMeter(inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
+
+
+def check_device(cfg: DictConfig) -> None:
+    """A GPU asked for where torch sees none (Lightning's answer is a traceback)."""
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.accelerator={cfg.trainer.accelerator}: torch "
+                         f"{torch.__version__} sees no GPU on this machine; use "
+                         "trainer.accelerator=auto (a GPU where there is one, else the CPU) or cpu")
 
 
 #: Groups (each its own constant input u) excite selects on: it compares 20-30 candidates, and
@@ -132,11 +163,12 @@ def train(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter, logger, out_dir
     Returns the summary numbers, the best checkpoint's path, and the weights of each stage.
 
     ``resume``: the run's resume folder (:func:`src.tracking.resume_folder`). The network after
-    warm-up is saved there (``warmed.pt``, with the random state and the numbers so far), and
-    Lightning's checkpoints of stage 2 (``last.ckpt`` every epoch, ``best.ckpt``). A run
-    restarted on a folder that holds them skips what they cover: warm-up, and the epochs up
-    to the last checkpoint (``logged_until``: the last epoch whose losses, and whose VAA, are in
-    the store).
+    warm-up is saved there (``warmed.pt``, with the random state and the numbers so far: the
+    warm-up is a Lightning fit of its own, which the supervised fit cannot resume into), and
+    Lightning's checkpoints of stage 2 (``best.ckpt``, and ``last.ckpt`` after every epoch). A
+    run restarted on a folder that holds them skips what they cover: warm-up, and the epochs
+    up to the last checkpoint (``trainer.fit(ckpt_path="last")``), not logging again the
+    epochs up to ``logged_until`` (the last epoch whose losses, and whose VAA, are in the store).
     """
     state = resume / "warmed.pt" if resume is not None else None
     if state is not None and state.exists():
@@ -232,27 +264,20 @@ def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, l
                  out_dir: Path, resume: Path | None = None,
                  logged_until: tuple[int, int] = (0, 0)) -> dict:
     """Stage 2: supervised training, keeping the best validation weights, which are tested.
-    With a ``resume`` folder, the checkpoints go there, one after every epoch (``last.ckpt``,
-    written after the epoch's metrics), and a ``last.ckpt`` found there is continued from."""
+    With a ``resume`` folder, the checkpoints go there, ``last.ckpt`` too (written after every
+    epoch, after its metrics), and the fit continues from a ``last.ckpt`` found there."""
     sup = SupervisedModule(net, dm.task, lr=cfg.trainer.lr, meter=meter,
                            logged_until=logged_until)
-    folder = resume if resume is not None else out_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/loss", mode="min",
-                           save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    callbacks = [best]
-    last = None
-    if resume is not None:
-        callbacks.append(ModelCheckpoint(dirpath=resume, filename="last", monitor=None,
-                                         save_top_k=1, save_on_train_epoch_end=True,
-                                         enable_version_counter=False))
-        last = resume / "last.ckpt"
-    trainer = make_trainer(cfg, logger, out_dir, callbacks=callbacks,
+    checkpoints = ModelCheckpoint(
+        dirpath=resume if resume is not None else out_dir / "checkpoints", filename="best",
+        monitor="val/loss", mode="min", save_top_k=1, save_last=resume is not None,
+        save_on_train_epoch_end=True, enable_version_counter=False)
+    trainer = make_trainer(cfg, logger, out_dir, callbacks=[checkpoints],
                            max_epochs=cfg.trainer.max_epochs)
-    trainer.fit(sup, datamodule=dm,
-                ckpt_path=str(last) if last is not None and last.exists() else None)
+    trainer.fit(sup, datamodule=dm, ckpt_path="last" if resume is not None else None)
     trainer.test(sup, datamodule=dm, ckpt_path="best", verbose=False)
     logger.log_metrics(sup.test_metrics, step=cfg.trainer.max_epochs)
-    result = dict(sup.test_metrics, best_checkpoint=best.best_model_path)
+    result = dict(sup.test_metrics, best_checkpoint=checkpoints.best_model_path)
     if sup.history and "vaa" in sup.history[-1]:
         result.update({"vaa/final": sup.history[-1]["vaa"],
                        "settled/final": sup.history[-1]["settled"]})
@@ -294,21 +319,27 @@ def snapshot(net) -> dict:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
-def log_pictures(cfg: DictConfig, run: tracking.TrackedRun, name: str, net, weights: dict,
-                 meter: VAAMeter, out_dir: Path) -> None:
-    """Log the weights at initialisation and after warm-up, and draw the attractors."""
+def log_run_files(cfg: DictConfig, name: str, net, result: dict, meter: VAAMeter,
+                  out_dir: Path) -> None:
+    """Log the best checkpoint, the weights at initialisation and after warm-up, and the
+    picture of attractors, as artifacts of the active MLflow run."""
+    import mlflow
+
     from src import attractors
 
+    if result["best_checkpoint"]:
+        mlflow.log_artifact(result["best_checkpoint"], "checkpoint")
+    weights = result.pop("weights")
     folder = out_dir / "weights"
     folder.mkdir(exist_ok=True)
     for stage in ("init", "warmup"):
         if stage in weights:
             torch.save(weights[stage], folder / f"{stage}.pt")
-            run.log_artifact(folder / f"{stage}.pt", "weights")
+            mlflow.log_artifact(str(folder / f"{stage}.pt"), "weights")
     if cfg.vaa.pictures:
-        run.log_artifact(attractors.picture(
+        mlflow.log_artifact(str(attractors.picture(
             net, weights, meter.inputs, meter.steps, meter.group_size, meter.seed, meter.eps,
-            attractors.title_of(name, cfg), out_dir / "attractors.png"))
+            attractors.title_of(name, cfg), out_dir / "attractors.png")))
 
 
 def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:

@@ -9,7 +9,8 @@
    mlflow.skip_finished=true``, with Hydra's joblib launcher running ``--jobs`` (2) jobs of
    ``--threads`` (1) torch thread at once: a run already completed with the same config is
    reused, so an interrupted reproduce resumes where it stopped. One line per finished job,
-   read from the store; ``--plan`` prints the job counts and an estimate, and runs nothing.
+   which a Hydra callback of the jobs announces (``src.callbacks.JobDone``); ``--plan`` prints the
+   job counts and an estimate, and runs nothing.
 2. ``src.figures`` builds every figure (PNG, PDF) and ``summary.md`` from the experiment's
    completed runs, reading the store only.
 3. The figures and the table are logged as artifacts of the run ``reproduce-S`` (tag
@@ -35,8 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-#: Seconds between two looks at the store for finished jobs.
-POLL = 2.0
 #: ``--plan``'s seconds a job, per scale, before any job of a sweep is in the store: cpu, the
 #: mean of a full cpu reproduce at 1 thread (59.1 min of jobs over 253, commit 8b2313c,
 #: 2026-12-01); smoke, 44 jobs in about 65 s at 1 thread (2026-11-30). Kept here, not in
@@ -50,9 +49,11 @@ def names(group: str) -> list[str]:
 
 def sweep_axes(figure: str, scale: str) -> list[list[str]]:
     """The grid of the sweep ``+figure=F +scale=S`` (``hydra.sweeper.params``), one list of
-    ``key=value`` overrides per axis, parsed by Hydra's override grammar."""
+    ``key=value`` overrides per axis. The figures' grids are plain comma lists (``cell:
+    gru,lstm``, interpolations of a scale's sizes included), which Hydra's basic sweeper
+    expands the same way; its other sweep syntax (``range()``, ``choice()``) is refused here,
+    where the jobs are counted and their digests computed."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from src import schema
 
@@ -60,11 +61,14 @@ def sweep_axes(figure: str, scale: str) -> list[list[str]]:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"+figure={figure}", f"+scale={scale}"],
                       return_hydra_config=True)
-    parsed = OverridesParser.create().parse_overrides(
-        [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
-    return [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
-            if o.is_sweep_override() else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
-            for o in parsed]
+    axes = []
+    for key, value in cfg.hydra.sweeper.params.items():
+        text = str(value)
+        if any(c in text for c in "()[]{}'\""):
+            raise ValueError(f"conf/figure/{figure}.yaml: {key}: {text}: a figure's grid is a "
+                             "plain comma list of values")
+        axes.append([f"{key}={v.strip()}" for v in text.split(",")])
+    return axes
 
 
 def sweep_jobs(figure: str, scale: str) -> list[list[str]]:
@@ -112,13 +116,13 @@ def quote(value: str) -> str:
 
 
 class Progress:
-    """One line per finished job, read from the MLflow store the jobs write to (not from their
-    output): ``[done/total] sweep-name  run-name  12 s  test/loss ...``, with an estimate of
-    the time left from the jobs finished so far."""
+    """One line per finished job, ``[done/total] sweep-name  run-name  12 s  test/loss ...``,
+    with an estimate of the time left from the jobs finished so far. The jobs say when they
+    end: Hydra calls ``src.callbacks.JobDone`` at the end of each, which prints ``job-done: NAME
+    SECONDS s METRICS`` (or ``job-reused: NAME`` for a run found complete)."""
 
-    def __init__(self, total: int, done: int, uri: str, experiment: str):
-        self.total, self.done, self.uri, self.experiment = total, done, uri, experiment
-        self.seen: set[str] = set()
+    def __init__(self, total: int, done: int):
+        self.total, self.done = total, done
         self.started, self.trained = time.time(), 0
 
     def eta(self) -> str:
@@ -127,21 +131,15 @@ class Progress:
         left = (self.total - self.done) * (time.time() - self.started) / self.trained
         return f"  (~{left / 60:.0f} min left)" if left >= 60 else ""
 
-    def poll(self, figure: str, digests: set[str]) -> None:
-        runs = completed_runs(self.uri, self.experiment, figure)
-        for run in sorted(runs, key=lambda r: r.info.end_time or 0):
-            digest = run.data.tags.get("config_hash")
-            if digest not in digests or digest in self.seen:
-                continue
-            self.seen.add(digest)
-            self.done, self.trained = self.done + 1, self.trained + 1
-            # end_time is set a moment after the tag `completed`: until then, time it to now
-            end = run.info.end_time or int(time.time() * 1000)
-            seconds = (end - run.info.start_time) / 1000
-            metrics = "  ".join(f"{k} {v:.4f}" for k, v in sorted(run.data.metrics.items())
-                                if k.startswith("test/"))
-            print(f"  [{self.done:>{len(str(self.total))}}/{self.total}] {figure}  "
-                  f"{run.info.run_name:<28} {seconds:4.0f} s  {metrics}{self.eta()}", flush=True)
+    def line(self, figure: str, text: str) -> None:
+        """Count and print the job that ``text`` (a line of the sweep's output) says ended."""
+        if not text.startswith("job-done: "):
+            return
+        name, seconds, _, metrics = (text[len("job-done: "):].rstrip("\n").split(" ", 3)
+                                     + ["", "", ""])[:4]
+        self.done, self.trained = self.done + 1, self.trained + 1
+        print(f"  [{self.done:>{len(str(self.total))}}/{self.total}] {figure}  "
+              f"{name:<28} {float(seconds or 0):4.0f} s  {metrics}{self.eta()}", flush=True)
 
 
 def sweep_command(figure: str, scale: str, uri: str, sweep_dir: Path, jobs: int) -> list[str]:
@@ -149,37 +147,38 @@ def sweep_command(figure: str, scale: str, uri: str, sweep_dir: Path, jobs: int)
     runs that many jobs at once (processes of its own, one store)."""
     cmd = [sys.executable, "-m", "src.run", "-m", f"+figure={figure}", f"+scale={scale}",
            f"mlflow.experiment=reproduce-{scale}", "mlflow.skip_finished=true",
+           "+hydra.callbacks.job_done._target_=src.callbacks.JobDone",
            f"mlflow.tracking_uri={quote(uri)}", f"hydra.sweep.dir={quote(str(sweep_dir))}"]
     if jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
     return cmd
 
 
-def run_sweep(figure: str, scale: str, uri: str, digests: list[str], sweep_dir: Path, log: Path,
+def run_sweep(figure: str, scale: str, uri: str, sweep_dir: Path, log: Path,
               progress: Progress, threads: int | None = None, jobs: int = 1) -> int:
-    """Run one sweep, its output to ``log``, progress from the store; the exit code."""
+    """Run one sweep, its output to ``log``, a progress line as each job ends; the exit code."""
     cmd = sweep_command(figure, scale, uri, sweep_dir, jobs)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     if threads:  # inherited by the joblib workers too
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
-    wanted = set(digests)
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n")
         f.flush()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
         try:
-            while proc.poll() is None:
-                time.sleep(POLL)
-                progress.poll(figure, wanted)
+            for text in proc.stdout:
+                f.write(text)
+                f.flush()
+                progress.line(figure, text)
+                if text.startswith("error:"):
+                    print(f"  {text.rstrip()}", flush=True)
+            proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: stop the sweep too
                 proc.terminate()
                 proc.wait()
-    progress.poll(figure, wanted)
-    for line in log.read_text().splitlines():
-        if line.startswith("error:"):
-            print(f"  {line}", flush=True)
     return proc.returncode
 
 
@@ -358,7 +357,7 @@ def main(argv=None) -> int:
             print_plan(uri, experiment, scale, jobs, complete, args.jobs)
             return 0
         tracking.prepare_store(uri, experiment)
-        progress = Progress(total, sum(complete.values()), uri, experiment)
+        progress = Progress(total, sum(complete.values()))
         for k, figure in enumerate(figures, 1):
             size, log = len(jobs[figure]), work / "logs" / f"{figure}.log"
             if complete[figure] == size:
@@ -367,8 +366,8 @@ def main(argv=None) -> int:
                 continue
             print(f"[sweep {k}/{len(figures)}] {figure}: {size} jobs, {complete[figure]} complete "
                   f"(log: {log})", flush=True)
-            rc = run_sweep(figure, scale, uri, jobs[figure], work / "sweeps" / figure, log,
-                           progress, threads, args.jobs)
+            rc = run_sweep(figure, scale, uri, work / "sweeps" / figure, log, progress, threads,
+                           args.jobs)
             if rc != 0:
                 tail = log.read_text().splitlines()[-25:]
                 print("\n".join(tail), file=sys.stderr)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from src import rules
 from src.cells.base import RecurrentCell
 
 CellFactory = Callable[[int, int], RecurrentCell]
@@ -33,8 +34,7 @@ def split_sizes(hidden_size: int, fraction: float, parallel: bool) -> tuple[int,
     half/half split in which nothing is warmed (f = 1 with ``parallel`` is refused:
     a fully warmed layer has no plain part).
     """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"warmup.fraction={fraction} must be in [0, 1]")
+    rules.FRACTION.check("warmup.fraction", fraction)
     if parallel and fraction == 1.0:
         raise ValueError(
             "net.parallel=true needs a plain part, but warmup.fraction=1 warms every unit: "
@@ -91,10 +91,8 @@ class StackedRNN(nn.Module):
         parallel: bool = False,
     ):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"net.num_layers={num_layers} must be >= 1")
-        if hidden_size < 1:
-            raise ValueError(f"net.hidden_size={hidden_size} must be >= 1")
+        rules.at_least(1).check("net.num_layers", num_layers)
+        rules.at_least(1).check("net.hidden_size", hidden_size)
         warm, plain = split_sizes(hidden_size, warm_fraction, parallel)
         self.warm_fraction = warm_fraction
         self.layers = nn.ModuleList(

@@ -1,14 +1,14 @@
-"""One run of the method: seed, build, stage 1 (warm-up), stage 2 (supervised), test.
+"""One run of the method: check, build, warm up, train, test, report.
 
     python -m src.run cell=gru warmup=partial
     python -m src.run -m cell=gru,lstm warmup=none,partial seed=0,1,2
 
-Everything a run does is logged to one MLflow run (both stages): the resolved
-config as params, the choices as tags, the metrics of docs/usage.md, the
-resolved config, the best checkpoint, the stages' weights and the picture of
-attractors as artifacts. This module checks the config (``src/checks.py``) and the
-tracking server before importing torch, Lightning or MLflow, so that a bad value is
-refused at once; the work is ``src/pipeline.py``. These two modules read the Hydra
+Everything a run does is logged to one MLflow run (both stages): the resolved config as
+params, the choices as tags, the metrics of docs/usage.md, the resolved config, the best
+checkpoint, the stages' weights and the picture of attractors as artifacts. The config's
+types and ranges are the schema's (``src/schema.py``), checked before torch, Lightning or
+MLflow are imported, so that a bad value is refused at once; the run's life in the store is
+``src/tracking.py``'s ``Job``; the work is ``src/pipeline.py``. These modules read the Hydra
 config; everything below them takes plain Python arguments.
 """
 
@@ -18,48 +18,46 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src import schema, tracking
-from src.checks import check_config, one_line
+from src.callbacks import OUTCOME
+from src.rules import Refusal, one_line
 
+CONF = Path(__file__).resolve().parents[1] / "conf"  # absolute: found however main is called
 schema.register()  # the config's types (conf/config.yaml's defaults list names `schema`)
 
-#: What ``from src.run import build`` and the like find in src/pipeline.py, imported on first
-#: use: the checks above run before torch and Lightning are imported.
-PIPELINE = ("build", "train", "make_cell_factory", "make_trainer", "make_warmup",
-            "selection_inputs", "RunLogger", "ProgressBar")
 
 
-def __getattr__(name: str):
-    if name in PIPELINE:
-        from src import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'src.run' has no attribute {name!r}")
-
-class PrepareTracking(Callback):
-    """Hydra callback: create the tracking store and experiment once, before a sweep's jobs
-    start, so that parallel jobs (joblib, submitit launchers) never race on creating them."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        tracking.prepare_store(tracking.resolve_uri(config.mlflow.tracking_uri, Path.cwd()),
-                               config.mlflow.experiment)
+def full_error() -> bool:
+    """Whether the user asked for full tracebacks (``HYDRA_FULL_ERROR=1``); ``__main__`` sets
+    the variable for Hydra itself (and the sweep's jobs), marking that it did."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" and "WARMUP_SET_FULL_ERROR" not in os.environ
 
 
-def abort(err: Exception) -> None:
-    """Report a bad input on one line and leave no half-written run directory behind."""
-    print(f"error: {one_line(err)}", file=sys.stderr)
-    if HydraConfig.initialized():
-        out = Path(HydraConfig.get().runtime.output_dir)
-        if out.exists() and not (out / "checkpoints").exists():
-            shutil.rmtree(out, ignore_errors=True)
-    sys.exit(2)
+@contextmanager
+def exits(out_dir: Path):
+    """Errors as exit codes and one line on stderr: bad input (a :class:`Refusal`, an
+    unreachable server, a config Hydra cannot compose) exits 2 and leaves no run directory;
+    a diverged stage exits 1 (its run is FAILED in the store). Anything else is a bug: its
+    traceback is shown."""
+    try:
+        yield
+    except (Refusal, ConnectionError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        if out_dir.exists() and not (out_dir / "checkpoints").exists():
+            shutil.rmtree(out_dir, ignore_errors=True)
+        sys.exit(2)
+    except FloatingPointError as err:
+        if full_error():
+            raise
+        print(f"error: {one_line(err)}; HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------- build
@@ -79,100 +77,58 @@ def run_name(cfg: DictConfig) -> str:
     return f"{choices.get('cell', 'cell')}-{warm}-{bench}-s{cfg.seed}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Check, seed, build; then, inside the MLflow run: warm up, fit, test."""
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    tracking.quiet_mlflow()
+def job_of(cfg: DictConfig) -> tracking.Job:
+    """The run's job in the store (src/tracking.py), after the checks that need no torch: the
+    ranges of the schema, and a store that can be written to."""
+    schema.check(cfg)
     uri = tracking.resolve_uri(cfg.mlflow.tracking_uri, Path.cwd())
-    try:  # before any heavy import: a refusal takes about a second
-        check_config(cfg)
-        tracking.check_reachable(uri)
-    except (ValueError, ConnectionError) as err:
-        abort(err)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    digest, name = tracking.config_hash(resolved), run_name(cfg)
-    if cfg.mlflow.skip_finished:  # reuse before building anything: resumed sweeps are quick
-        done = tracking.find_completed(uri, cfg.mlflow.experiment, digest)
-        if done is not None:
-            print(f"reusing completed run {name} ({done.info.run_id}) from {uri}")
-            return float(done.data.metrics.get("test/loss", float("nan")))
+    tracking.check_reachable(uri)
+    return tracking.Job(uri, cfg.mlflow.experiment, OmegaConf.to_container(cfg, resolve=True),
+                        run_name(cfg), Path.cwd())
 
-    import pytorch_lightning as pl
-    import torch
-    from hydra.errors import InstantiationException
 
-    from src import pipeline
-    from src.vaa import VAAMeter
-    from src.warmup import excitable
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """The method: check, build, warm up, train, test, report (docs/method.md)."""
+    out_dir, started = Path(HydraConfig.get().runtime.output_dir), time.time()
+    with exits(out_dir):
+        job = job_of(cfg)
+        done = job.completed() if cfg.mlflow.skip_finished else None
+        if done is not None:  # the same config finished before: nothing is built
+            return report_reused(job, done)
+        from src import pipeline  # torch and Lightning: after the checks
 
-    torch.set_flush_denormal(True)  # denormal gradients are very slow on CPUs (docs/performance.md)
-    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        abort(ValueError(f"trainer.accelerator={cfg.trainer.accelerator}: torch "
-                         f"{torch.__version__} sees no GPU on this machine; use "
-                         "trainer.accelerator=auto (a GPU where there is one, else the CPU) or cpu"))
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
-    try:
-        pl.seed_everything(cfg.seed, verbose=False)
-        dm, net, vaa_inputs = pipeline.build(cfg)
-        if (cfg.warmup.method == "excite" and cfg.warmup.gain is not None
-                and pipeline.warms(cfg, net)
-                and not excitable(net)):  # a fixed gain for a cell that cannot take it
-            raise ValueError(f"warmup.gain={cfg.warmup.gain}: cell {cfg.cell._target_.split('.')[-1]} "
-                             "declares no excitation block (excitation_rows); leave warmup.gain "
-                             "null (the cell is then left as built) or use warmup.method=paper")
-    except (ValueError, FileNotFoundError, InstantiationException) as err:
-        abort(err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err)
-    meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
-
-    # the run is created only now, after the checks and the build: bad input leaves none behind.
-    # A supervised run keeps what it needs to be resumed in a folder of its config digest; the
-    # same command, after a kill, continues the same MLflow run (docs/usage.md, "Reuse, resume").
-    folder = (tracking.resume_folder(Path.cwd(), uri, cfg.mlflow.experiment, digest)
-              if dm.task != "rl" else None)
-    if folder is not None and tracking.folder_in_use(uri, cfg.mlflow.experiment, folder):
-        print(f"a run of this config is RUNNING in the store, from another live process or "
-              f"another machine ({folder}): this one runs without a resume folder")
-        folder = None
-    found = tracking.find_resumable(uri, cfg.mlflow.experiment, digest, folder) if folder else None
-    resumed, logged_until = found if found else (None, (0, 0))
-    for stale in tracking.close_abandoned(uri, cfg.mlflow.experiment, digest, keep=resumed):
-        print(f"marked run {stale} KILLED: it was left RUNNING by a process that is gone "
-              "(killed or crashed); this run starts afresh")
-    if resumed:
-        print(f"resuming run {name} ({resumed}) from its last checkpoint in {folder}")
-    elif folder is not None and folder.exists():
-        shutil.rmtree(folder)  # a stale folder: killed during warm-up, or not resumable
-    config_file = out_dir / "config.yaml"
-    OmegaConf.save(cfg, config_file, resolve=True)
-    started = time.time()
-    try:
-        with tracking.open_run(uri, cfg.mlflow.experiment, name, pipeline.run_tags(cfg, digest),
-                               tracking.flatten(resolved), files=[config_file],
-                               resume=resumed) as run:
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "run_id").write_text(run.run_id)
-            logger = pipeline.RunLogger(tracking_uri=uri, run_id=run.run_id)
-            result = pipeline.train(cfg, dm, net, meter, logger, out_dir, folder, logged_until)
-            if result["best_checkpoint"]:
-                run.log_artifact(result["best_checkpoint"], "checkpoint")
-            pipeline.log_pictures(cfg, run, name, net, result.pop("weights"), meter, out_dir)
-    except FloatingPointError as err:  # a diverged stage: the run is FAILED, its folder kept
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)  # nothing to resume: it would diverge again
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {one_line(err)} (run {name} marked FAILED; HYDRA_FULL_ERROR=1 for the "
-              "traceback)", file=sys.stderr)
-        sys.exit(1)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)  # finished: the checkpoint is in the store
-    print_summary(name, run.run_id, uri, cfg, result, time.time() - started, out_dir,
-                  tracking.ui_url(uri, run.experiment_id, run.run_id))
+        dm, net, inputs = pipeline.build(cfg)
+        meter = pipeline.vaa_meter(cfg, inputs)
+        with job.run(pipeline.run_tags(cfg, job.digest), [save_config(cfg, out_dir)],
+                     resumable=dm.task != "rl"):  # the T-Maze keeps no checkpoints to resume
+            logger = pipeline.RunLogger(tracking_uri=job.uri, run_id=job.run_id)
+            result = pipeline.train(cfg, dm, net, meter, logger, out_dir, job.folder,
+                                    job.logged_until)
+            pipeline.log_run_files(cfg, job.name, net, result, meter, out_dir)
+        report(job, cfg, result, time.time() - started, out_dir)
     # what a Hydra sweeper minimises: the test loss, or for the T-Maze the episodes to solve it
     return float(result["test/loss"] if "test/loss" in result else result["episodes_to_solve"])
+
+
+def save_config(cfg: DictConfig, out_dir: Path) -> Path:
+    path = out_dir / "config.yaml"
+    OmegaConf.save(cfg, path, resolve=True)
+    return path
+
+
+def report_reused(job: tracking.Job, done) -> float:
+    print(f"reusing completed run {job.name} ({done.info.run_id}) from {job.uri}")
+    OUTCOME.update(name=job.name, reused=True)
+    return float(done.data.metrics.get("test/loss", float("nan")))
+
+
+def report(job: tracking.Job, cfg: DictConfig, result: dict, seconds: float,
+           out_dir: Path) -> None:
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test/"))
+    OUTCOME.update(name=job.name, seconds=seconds, metrics=metrics)
+    print_summary(job.name, job.run_id, job.uri, cfg, result, seconds, out_dir,
+                  tracking.ui_url(job.uri, job.experiment_id, job.run_id))
 
 
 def print_summary(name, run_id, uri, cfg, result, seconds, out_dir, url) -> None:
@@ -204,18 +160,29 @@ def print_summary(name, run_id, uri, cfg, result, seconds, out_dir, url) -> None
     )
 
 
-def check_command_line(argv: list[str]) -> None:
-    """The overrides' types against the schema (src/schema.py), before Hydra composes: a wrong
-    type is refused in one line (Hydra's own report of it spans six)."""
-    from src.schema import check_overrides
+def cli() -> None:
+    """``python -m src.run``. Hydra prints its own errors (a key the schema lacks, a wrong
+    type, an unknown choice) over several lines and exits 1; with ``HYDRA_FULL_ERROR`` set it
+    raises them instead, and they are said here in one line, exit status 2."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
+    saved = dict(os.environ)
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":
+        os.environ.update(HYDRA_FULL_ERROR="1", WARMUP_SET_FULL_ERROR="1")
     try:
-        check_overrides([a for a in argv if not a.startswith("-")])
-    except ValueError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full_error():
+            raise
+        cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+        said = schema.type_error(cause) if cause is not err else one_line(err)
+        print(f"error: {said.split(' Config search path:')[0]}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 if __name__ == "__main__":
-    check_command_line(sys.argv[1:])
-    main()
+    cli()

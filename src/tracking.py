@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -292,8 +293,8 @@ def folder_in_use(uri: str, experiment: str, folder: Path) -> bool:
 
 def find_resumable(uri: str, experiment: str, digest: str,
                    folder: Path) -> tuple[str, tuple[int, int]] | None:
-    """``(run id, (last epoch whose losses are in the store, last epoch whose VAA is))`` of the run that ``folder`` belongs to, when it can
-    be continued: the folder holds its network after warm-up, and the run is ``KILLED`` (Ctrl-C,
+    """``(run id, (last epoch whose losses are in the store, last epoch whose VAA is))`` of the
+    run that ``folder`` belongs to, when it can be continued: the folder holds its network after warm-up, and the run is ``KILLED`` (Ctrl-C,
     or marked so) or still ``RUNNING`` with its process gone. None otherwise (then the folder
     is stale: a kill during warm-up, a run that failed or finished, or another machine's)."""
     marker = folder / "run_id"
@@ -335,56 +336,100 @@ def git_sha(root: Path = ROOT) -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-class TrackedRun:
-    """The MLflow run of one job, as ``open_run`` hands it to its ``with`` block."""
+class Job:
+    """One job's run in the store, from its config to ``FINISHED``: reuse, resume, open, close.
 
-    def __init__(self, client, run_id: str, experiment_id: str):
-        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+        job = Job(uri, experiment, config, name, root)
+        if job.completed() is None:              # else: reuse the finished run of this config
+            with job.run(tags, files) as run:    # created, or the killed one resumed
+                ...                              # run.run_id; run.folder: what to resume from
 
-    def log_artifact(self, path, folder: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), folder)
+    MLflow's ``mlflow.start_run`` creates the run (or sets a resumed one ``RUNNING``) and ends
+    it ``FINISHED``, or ``FAILED`` on an exception. Kept here is what it lacks: the config
+    digest that finds a run again (:func:`config_hash`), the resume folder that Lightning's
+    checkpoints and the warmed network go to, the tag ``completed``, and ``KILLED`` on Ctrl-C
+    (what makes a run resumable; MLflow would say ``FAILED``).
+    """
 
+    def __init__(self, uri: str, experiment: str, config: dict, name: str, root: Path):
+        self.uri, self.experiment, self.name, self.root = uri, experiment, name, root
+        self.params, self.digest = flatten(config), config_hash(config)
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.folder: Path | None = None
+        self.logged_until = (0, 0)  # the epochs whose losses, and VAA, the store holds
 
-@contextmanager
-def open_run(uri: str, experiment: str, name: str, tags: dict[str, str],
-             params: dict[str, object], files=(), resume: str | None = None
-             ) -> Iterator[TrackedRun]:
-    """The lifecycle of one run: created (in ``experiment``, with ``tags``, the ``params``
-    and the ``files`` as artifacts) when the block starts, or, given ``resume`` (a run id from
-    :func:`find_resumable`), that run set ``RUNNING`` again with the new ``tags`` (``pid``...)
-    and its count of ``resumed`` raised; ``FINISHED`` and tagged ``completed=true`` when it
-    ends normally; ``KILLED`` on Ctrl-C, ``FAILED`` on any other exception, which is re-raised."""
-    quiet_mlflow()  # before MLflow is imported: its loggers are set up on import
-    from mlflow.entities import Param, RunTag
-    from mlflow.tracking import MlflowClient
+    def completed(self):
+        """The finished run of this config, or None."""
+        return find_completed(self.uri, self.experiment, self.digest)
 
-    experiment_id = prepare_store(uri, experiment)  # first: it creates the store under a lock
-    client = MlflowClient(uri)
-    if resume is None:
-        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
-    else:
-        run_id = resume
-        before = client.get_run(run_id).data.tags
-        client.update_run(run_id, status="RUNNING")
-        if "abandoned" in before:  # marked KILLED by a later run: it is resumed now
-            client.delete_tag(run_id, "abandoned")
-        times = int(before.get("resumed", "0")) + 1
-        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in
-                                       {**tags, "resumed": str(times)}.items()])
-    try:
-        if resume is None:
-            client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-            for path in files:
-                client.log_artifact(run_id, str(path))
-        yield TrackedRun(client, run_id, experiment_id)
-    except KeyboardInterrupt:
-        client.set_terminated(run_id, "KILLED")
-        raise
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_tag(run_id, "completed", "true")
-    client.set_terminated(run_id, "FINISHED")
+    def negotiate(self, resumable: bool) -> str | None:
+        """Choose this job's resume folder, and the run to resume from it (its id) if any;
+        mark ``KILLED`` the runs of this config whose process died."""
+        folder = (resume_folder(self.root, self.uri, self.experiment, self.digest)
+                  if resumable else None)
+        if folder is not None and folder_in_use(self.uri, self.experiment, folder):
+            print(f"a run of this config is RUNNING in the store, from another live process or "
+                  f"another machine ({folder}): this one runs without a resume folder")
+            folder = None
+        found = find_resumable(self.uri, self.experiment, self.digest, folder) if folder else None
+        # Lightning resumes from the last checkpoint; a kill after an epoch's metrics were
+        # logged but before its checkpoint was written reruns that epoch: the store says which
+        # epochs it holds, so that none is logged twice (src/supervised.py)
+        resumed, self.logged_until = found if found else (None, (0, 0))
+        for stale in close_abandoned(self.uri, self.experiment, self.digest, keep=resumed):
+            print(f"marked run {stale} KILLED: it was left RUNNING by a process that is gone "
+                  "(killed or crashed); this run starts afresh")
+        if resumed:
+            print(f"resuming run {self.name} ({resumed}) from its last checkpoint in {folder}")
+        elif folder is not None and folder.exists():
+            shutil.rmtree(folder)  # a stale folder: killed during warm-up, or not resumable
+        self.folder = folder
+        return resumed
+
+    @contextmanager
+    def run(self, tags: dict[str, str], files=(), resumable: bool = True) -> Iterator[Job]:
+        """The MLflow run of this job, active in the block (``mlflow.log_artifact`` and the like
+        log to it): created with ``tags``, the config as params and ``files`` as artifacts, or
+        the resumable run continued, its count of ``resumed`` raised. ``FINISHED`` and
+        ``completed=true`` when the block ends, ``KILLED`` on Ctrl-C, ``FAILED`` on any other
+        exception (re-raised). ``resumable``: keep a resume folder; it goes when the run
+        finishes or diverges."""
+        quiet_mlflow()  # before MLflow is imported: its loggers are set up on import
+        import mlflow
+
+        resumed = self.negotiate(resumable)
+        self.experiment_id = prepare_store(self.uri, self.experiment)  # the store, under a lock
+        mlflow.set_tracking_uri(self.uri)
+        if resumed:
+            before = mlflow.MlflowClient(self.uri).get_run(resumed).data.tags
+            tags = {**tags, "resumed": str(int(before.get("resumed", "0")) + 1)}
+        with mlflow.start_run(run_id=resumed, experiment_id=self.experiment_id,
+                              run_name=self.name, tags=tags) as active:
+            self.run_id = active.info.run_id
+            if resumed and "abandoned" in before:  # marked KILLED by a later run: resumed now
+                mlflow.delete_tag("abandoned")
+            elif not resumed:
+                mlflow.log_params(self.params)
+                for path in files:
+                    mlflow.log_artifact(str(path))
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                (self.folder / "run_id").write_text(self.run_id)
+            try:
+                yield self
+            except KeyboardInterrupt:
+                mlflow.end_run("KILLED")
+                raise
+            except FloatingPointError as err:  # diverged: nothing to resume, it would diverge again
+                self.drop_folder()
+                raise FloatingPointError(f"{err} (run {self.name} marked FAILED") from err
+            mlflow.set_tag("completed", "true")
+        self.drop_folder()  # finished: the best checkpoint is in the store
+
+    def drop_folder(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def print_ui_links(uri: str, ui: str = DEFAULT_UI) -> None:

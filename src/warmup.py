@@ -31,7 +31,7 @@ from typing import NamedTuple
 import pytorch_lightning as pl
 import torch
 
-from src.checks import METHODS
+from src import rules
 from src.vaa import EPS, flat_state, measure_vaa, prefix_lengths, sample_prefix_states, vaa_star
 
 
@@ -227,8 +227,7 @@ class WarmupModule(pl.LightningModule):
         super().__init__()
         if not net.warms_up:
             raise ValueError("WarmupModule: the network has no warmed sub-cells (warmup.fraction=0)")
-        if method not in METHODS:
-            raise ValueError(f"warmup.method={method!r} is not one of {', '.join(METHODS)}")
+        rules.one_of(rules.METHODS).check("warmup.method", method)
         if method == "excite":
             raise ValueError("warmup.method=excite takes no gradient steps: apply "
                              "src.warmup.select_excitation(net, inputs) instead of fitting "

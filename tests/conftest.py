@@ -71,7 +71,7 @@ def compose_config(overrides: list[str], hydra: bool = False):
 
 def train_in_process(tmp_path, overrides):
     """Both stages of one run, in-process, metrics kept in memory: ``(result, metrics)``."""
-    from src.run import build, train
+    from src.pipeline import build, train
     from src.vaa import VAAMeter
 
     cfg = compose_config(overrides)

@@ -8,9 +8,9 @@ import pytorch_lightning as pl
 import torch
 from conftest import compose_config, tiny
 
-from src.checks import check_config
+from src.schema import check as check_config
 from src.pipeline import excitation
-from src.run import build
+from src.pipeline import build
 from src.vaa import measure_vaa
 from src.warmup import EXCITATION_GAINS, MIN_LOOP_GAIN, default_gains, excite, select_excitation
 

@@ -79,3 +79,11 @@ def test_the_import_graph_has_no_cycles():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_uses_hydras_internals():
+    """Hydra's public API only: its override parser and `_internal` change between releases
+    (the command line's types are Hydra's own check, src/run.py::cli says it in one line)."""
+    used = [p.name for p in SRC.rglob("*.py")
+            if "OverridesParser" in p.read_text() or "hydra._internal" in p.read_text()]
+    assert used == []

@@ -12,7 +12,7 @@ import pytest
 import pytorch_lightning as pl
 from conftest import compose_config
 
-from src.run import build, make_warmup
+from src.pipeline import build, make_warmup
 from src.vaa import measure_vaa
 
 N = 32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import os
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from conftest import (
     DIGITS,
     ROOT,
+    MemoryLogger,
     MNIST,
     SYNTHETIC,
     compose_config,
@@ -21,7 +23,8 @@ from conftest import (
 )
 
 from src.rnn import StackedRNN
-from src.run import build, check_config
+from src.pipeline import build
+from src.schema import check as check_config
 
 
 @pytest.mark.parametrize("warmup", ["none", "full", "partial"])
@@ -294,24 +297,39 @@ def test_check_config_refuses_values_out_of_range_in_one_line(override, expected
      "trainer.threads='two': Value 'two' of type 'str' could not be converted to Integer"),
     (["vaa.pictures=maybe"], "vaa.pictures='maybe': Value 'maybe' is not a valid bool (type str)"),
     (["seed=1.5"], "seed=1.5: Value '1.5' of type 'float' could not be converted to Integer"),
-    (["warmup.stepz=5"], "warmup.stepz=5: Key 'stepz' not in 'WarmupConf'"),
-    (["cell=gru,lstm", "net.hidden_size=32,abc"],  # a sweep: each value is checked
+    (["warmup.stepz=5"], "warmup.stepz: Key 'stepz' not in 'WarmupConf'"),
+    (["-m", "cell=gru,lstm", "net.hidden_size=32,abc"],  # a sweep: each value is checked
      "net.hidden_size='abc': Value 'abc' of type 'str' could not be converted to Integer"),
+    (["cell=foo"], "In 'config': Could not find 'cell/foo' Available options in 'cell': brc "
+                   "chrono gru lstm mgu nbrc rnn"),
 ])
-def test_wrong_types_are_refused_by_the_schema_in_one_line(overrides, expected):
-    """Types are OmegaConf's, from the schema (src/schema.py). The command line is checked
-    against the schema before Hydra starts, for one line (`python -m src.run` does)."""
-    from src.schema import check_overrides
+def test_wrong_types_are_refused_by_the_schema_in_one_line(overrides, expected, tmp_path,
+                                                           monkeypatch, capsys):
+    """Types are OmegaConf's, from the schema (src/schema.py), applied by Hydra when it
+    composes; `python -m src.run` says its refusal in one line, exit status 2, and nothing is
+    written. In-process: Hydra's composition, no subprocess."""
+    from hydra.core.global_hydra import GlobalHydra
 
-    with pytest.raises(ValueError) as err:
-        check_overrides(overrides)
-    assert str(err.value) == expected
+    from src import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["src.run", *overrides, f"hydra.run.dir={tmp_path / 'r'}",
+                                      f"hydra.sweep.dir={tmp_path / 'm'}"])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            run.cli()
+    finally:
+        GlobalHydra.instance().clear()
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {expected}"
+    assert not (tmp_path / "r").exists() and not (tmp_path / "outputs").exists()  # no run, no store
+    assert os.environ.get("HYDRA_FULL_ERROR") is None  # the entry point restores the environment
 
 
 @pytest.mark.parametrize("override", ["net.hidden_size=abc", "warmup.stepz=5", "vaa.eps=small"])
 def test_hydra_composition_is_typed_by_the_schema(override):
     """The schema is in the defaults list: any composition (a test, a script, a sweep's job)
-    refuses a wrong type or an unknown key, not only the command line's check."""
+    refuses a wrong type or an unknown key, not only the command line."""
     from hydra.errors import ConfigCompositionException
 
     with pytest.raises(ConfigCompositionException):
@@ -319,15 +337,14 @@ def test_hydra_composition_is_typed_by_the_schema(override):
 
 
 def test_the_schema_accepts_what_the_configs_use():
-    """Every override a user or a sweep writes that is well typed passes: interpolations,
-    null for the optional keys, group choices, sweeps, Hydra's own keys."""
-    from src.schema import check_overrides
-
-    check_overrides(["net.hidden_size=${sizes.copy.hidden_size}", "trainer.threads=null",
-                     "mlflow.tracking_uri=http://h:5000", "cell=gru,lstm", "+figure=precision",
-                     "seed=range(0,3)", "hydra.launcher.n_jobs=2", "benchmark.seq_length=50",
-                     "warmup.lr=1e-3", "trainer.devices=[0,1]", "~vaa.pictures",
-                     "++warmup.extra=1", "seed=glob(*)", "config", "job"])  # the last: option values
+    """What a user or a sweep writes that is well typed composes and passes the range checks:
+    interpolations, null for the optional keys, Hydra's own keys."""
+    cfg = compose_config(["net.hidden_size=${trainer.batch_size}", "trainer.threads=null",
+                          "mlflow.tracking_uri=http://h:5000", "+figure=precision",
+                          "benchmark.seq_length=50", "warmup.lr=1e-3", "trainer.devices=[0,1]",
+                          "hydra.job.chdir=false"])
+    check_config(cfg)
+    assert cfg.net.hidden_size == cfg.trainer.batch_size and cfg.trainer.threads is None
 
 
 def test_a_key_added_later_leaves_earlier_digests_alone():
@@ -377,7 +394,7 @@ def test_an_unloadable_target_keeps_its_cause_on_one_line():
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from src.run import one_line
+    from src.rules import one_line
 
     with pytest.raises(InstantiationException) as err:
         instantiate({"_target_": "src.cells.leaky.Leaky"}, input_size=1, hidden_size=2)
@@ -386,8 +403,8 @@ def test_an_unloadable_target_keeps_its_cause_on_one_line():
     assert "No module named 'src.cells.leaky'" in message
 
 
-def test_a_run_block_ends_its_run_finished_failed_or_killed(store):
-    """The run lifecycle of src/run.py's main is tracking.open_run: the block's outcome is the
+def test_a_run_block_ends_its_run_finished_failed_or_killed(store, tmp_path):
+    """The run lifecycle of src/run.py's main is tracking.Job.run: the block's outcome is the
     run's status, and only a normal end marks it completed (reusable)."""
     from src import tracking
 
@@ -395,8 +412,8 @@ def test_a_run_block_ends_its_run_finished_failed_or_killed(store):
     ends = {}
     for outcome in ("ok", "error", "interrupt"):
         try:
-            with tracking.open_run(uri, "life", outcome, {"cell": "gru"}, {"net.hidden_size": 8},
-                                   ) as run:
+            job = tracking.Job(uri, "life", {"net": {"hidden_size": 8}}, outcome, tmp_path)
+            with job.run({"cell": "gru"}, resumable=False) as run:
                 ends[outcome] = run.run_id
                 if outcome == "error":
                     raise RuntimeError("boom")
@@ -413,11 +430,11 @@ def test_a_run_block_ends_its_run_finished_failed_or_killed(store):
 
 
 def test_refusals_come_before_the_heavy_imports(tmp_path):
-    """A bad value is refused by src/checks.py and src/run.py alone: neither imports torch."""
+    """A bad value is refused by src/schema.py and src/run.py alone: neither imports torch."""
     import subprocess
     import sys
 
-    code = ("import sys, src.run, src.checks; "
+    code = ("import sys, src.run, src.schema; "
             "print(sorted(m for m in ('torch', 'pytorch_lightning', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
@@ -438,16 +455,29 @@ def test_an_unreachable_tracking_server_is_one_line_quickly():
 
 
 def test_a_diverged_run_is_one_line_and_failed(tmp_path, store):
-    """warmup.lr=inf: one line naming the stage, the step and the knob; the run FAILED."""
+    """trainer.lr=1e30: one line naming the stage, the step and the knob; the run FAILED.
+    (A non-finite learning rate is refused before the run: the ranges are the schema's.)"""
     uri, client = store
-    proc = run_cli(["warmup=full", *tiny(), "warmup.lr=inf", f"mlflow.tracking_uri={uri}",
+    proc = run_cli(["warmup=full", *tiny(), "trainer.lr=1e30", f"mlflow.tracking_uri={uri}",
                     f"hydra.run.dir={tmp_path / 'run'}"])
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert "warm-up loss became nan at step" in errors[0] and "lower warmup.lr" in errors[0]
+    assert "supervised loss became inf at epoch 1" in errors[0] and "lower trainer.lr" in errors[0]
     (run,) = client.search_runs([client.get_experiment_by_name("warmup").experiment_id])
     assert run.info.status == "FAILED" and "completed" not in run.data.tags
+
+
+def test_a_diverged_warm_up_names_its_step_and_knob(tmp_path):
+    """The warm-up stage's own divergence (an infinite learning rate, which only the library
+    takes): FloatingPointError naming the step and warmup.lr, which src.run says in one line."""
+    from src.pipeline import warm_up
+
+    cfg = compose_config(["warmup=full", *tiny(), "warmup.lr=inf"])
+    dm, net, _ = build(cfg)
+    with pytest.raises(FloatingPointError, match=r"warm-up loss became nan at step \d+: lower "
+                                                 r"warmup.lr \(now inf\)"):
+        warm_up(cfg, dm, net, MemoryLogger(), tmp_path)
 
 
 def test_experiments_carry_the_runs_table_view(store, capsys):

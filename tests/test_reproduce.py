@@ -13,7 +13,7 @@ from conftest import ROOT, compose_config, names
 from omegaconf import OmegaConf
 
 from src.reproduce import job_count, main, sweep_axes, sweep_command, sweep_jobs
-from src.run import check_config
+from src.schema import check as check_config
 
 SCALES = names("scale")
 FIGURES = names("figure")
@@ -387,7 +387,7 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     again = capsys.readouterr().out
     assert again.count("jobs complete, reused") == len(FIGURES)  # nothing launched
     assert len(client.search_runs([exp.experiment_id])) == total + 1
-    # progress lines come from the store: one per job, each naming its run
+    # progress lines as the jobs end (a Hydra callback): one per job, each naming its run
     assert first.stdout.count(f"/{total}] ") == total
     assert "] precision  gru-parallel-copy" not in first.stdout  # named by their benchmark
     assert "] precision  gru-parallel-" in first.stdout

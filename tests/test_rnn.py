@@ -116,7 +116,7 @@ def test_warmup_refuses_a_network_without_warmed_cells():
 
 def test_warmup_method_is_checked():
     net = StackedRNN(GRU, 1, 4, 1, 1, warm_fraction=1.0)
-    with pytest.raises(ValueError, match="warmup.method='fast'"):
+    with pytest.raises(ValueError, match="warmup.method=fast must be one of paper, excite"):
         WarmupModule(net, method="fast")
-    with pytest.raises(ValueError, match="warmup.method='robust' is not one of paper, excite"):
+    with pytest.raises(ValueError, match="warmup.method=robust must be one of paper, excite"):
         WarmupModule(net, method="robust")  # retired
