@@ -6,11 +6,14 @@ ARGS   ?=
 BENCH_ARGS ?=
 TABLE_ARGS ?=
 SCALE  ?= cpu
+LAUNCHER ?=
+SWEEP_ARGS ?=
+TRACKING_URI ?=
 PORT   ?= 5000
 STORE  := $(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-slow ui bench warmup-table reproduce results reproduce-smoke lint clean
+.PHONY: help run test test-slow test-cluster ui-picture ui bench warmup-table reproduce results reproduce-smoke lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,6 +40,15 @@ test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist
 	$(PY) -m pytest -n auto
 	ATEN_CPU_CAPABILITY=default WARMUP_NATIVE_PLAIN=1 $(PY) -m pytest -n auto tests/test_cells.py tests/test_vaa.py
 
+# Started by the tests themselves and stopped at the end: a one-node SLURM cluster (root, and
+# apt-get install slurm-wlm munge), an MLflow server, headless Chromium (chromium chromium-driver).
+# .ci/run installs the packages and runs this after `make test`.
+test-cluster: $(VENV)/.installed-dev  ## sweeps and the smoke reproduce as SLURM jobs into an MLflow server, and the UI in Chromium (about 7 min)
+	$(PY) -m pytest -m cluster tests/test_cluster.py tests/test_ui.py
+
+ui-picture: $(VENV)/.installed-dev  ## the UI test, then its runs-table screenshot as docs/mlflow-runs-table.png
+	UPDATE_UI_PICTURE=1 $(PY) -m pytest -m cluster tests/test_ui.py
+
 test-slow: $(VENV)/.installed-dev  ## the tests marked slow (none at present; exit 5 = none collected is fine)
 	$(PY) -m pytest -m slow || test $$? -eq 5
 
@@ -54,8 +66,8 @@ bench: $(VENV)/.installed  ## speed of every cell vs the matmul bound and the au
 warmup-table: $(VENV)/.installed  ## how often warm-up leaves true attractors: every cell x {full, partial} x {paper, excite}, 10 seeds x {1, 2} threads (about 2 h; resumable)
 	$(PY) bench/warmup_table.py $(TABLE_ARGS)
 
-reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU)
-	$(PY) -m src.reproduce --scale $(SCALE)
+reproduce: $(VENV)/.installed  ## the paper's claims as figures and a table (SCALE=paper for the paper's sizes on a GPU; LAUNCHER=slurm_cpu SWEEP_ARGS="hydra.launcher.partition=..." for a SLURM cluster)
+	$(PY) -m src.reproduce --scale $(SCALE) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(foreach a,$(SWEEP_ARGS),--sweep-arg $(a)) $(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI))
 
 results: $(VENV)/.installed  ## copy the store's reproduce results (table, verdicts, figures) into docs/results/$(SCALE)/
 	$(PY) -m src.reproduce --scale $(SCALE) --figures-only --publish

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import warnings
 from pathlib import Path
 
@@ -346,7 +345,7 @@ def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
     choices = HydraConfig.get().runtime.choices
     tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
     tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
-                method=str(cfg.warmup.method), host=socket.gethostname(), pid=str(os.getpid()),
+                method=str(cfg.warmup.method), **tracking.owner_tags(),
                 machine=machine.line())  # where the numbers came from: they differ by CPU
     if cfg.figure:
         tags["figure"] = str(cfg.figure)

@@ -142,43 +142,63 @@ class Progress:
               f"{name:<28} {float(seconds or 0):4.0f} s  {metrics}{self.eta()}", flush=True)
 
 
-def sweep_command(figure: str, scale: str, uri: str, sweep_dir: Path, jobs: int) -> list[str]:
+def sweep_command(figure: str, scale: str, uri: str, sweep_dir: Path, jobs: int,
+                  launcher: str | None = None, extra: list[str] = ()) -> list[str]:
     """``python -m src.run -m +figure=F +scale=S ...``; ``jobs`` > 1: Hydra's joblib launcher
-    runs that many jobs at once (processes of its own, one store)."""
+    runs that many jobs at once (processes of its own, one store); ``launcher``: a launcher of
+    conf/hydra/launcher/ instead (``slurm_cpu``: each job a SLURM job); ``extra``: overrides
+    added to every sweep (``hydra.launcher.partition=debug``)."""
     cmd = [sys.executable, "-m", "src.run", "-m", f"+figure={figure}", f"+scale={scale}",
            f"mlflow.experiment=reproduce-{scale}", "mlflow.skip_finished=true",
            "+hydra.callbacks.job_done._target_=src.callbacks.JobDone",
            f"mlflow.tracking_uri={quote(uri)}", f"hydra.sweep.dir={quote(str(sweep_dir))}"]
-    if jobs > 1:
+    if launcher:
+        cmd += [f"hydra/launcher={launcher}"]
+    elif jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
-    return cmd
+    return cmd + list(extra)
 
 
 def run_sweep(figure: str, scale: str, uri: str, sweep_dir: Path, log: Path,
-              progress: Progress, threads: int | None = None, jobs: int = 1) -> int:
-    """Run one sweep, its output to ``log``, a progress line as each job ends; the exit code."""
-    cmd = sweep_command(figure, scale, uri, sweep_dir, jobs)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    if threads:  # inherited by the joblib workers too
+              progress: Progress, threads: int | None = None, jobs: int = 1,
+              launcher: str | None = None, extra: list[str] = ()) -> int:
+    """Run one sweep, its output to ``log``; a progress line as each job ends (the jobs append
+    them to ``jobs-done.log`` in the sweep's directory, src/callbacks.py); the exit code."""
+    from src.callbacks import JOBS_DONE
+
+    cmd = sweep_command(figure, scale, uri, sweep_dir, jobs, launcher, extra)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if threads:  # inherited by the joblib workers and SLURM jobs too
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
+    done_file, seen = sweep_dir / JOBS_DONE, 0
+    done_file.unlink(missing_ok=True)
+
+    def report() -> None:
+        nonlocal seen
+        if done_file.exists():
+            lines = done_file.read_text().splitlines(keepends=True)
+            for text in lines[seen:]:
+                if text.endswith("\n"):  # a line being written is read next time
+                    progress.line(figure, text)
+                    seen += 1
+
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n")
         f.flush()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
         try:
-            for text in proc.stdout:
-                f.write(text)
-                f.flush()
-                progress.line(figure, text)
-                if text.startswith("error:"):
-                    print(f"  {text.rstrip()}", flush=True)
-            proc.wait()
+            while proc.poll() is None:
+                time.sleep(1.0)
+                report()
         finally:
             if proc.poll() is None:  # interrupted: stop the sweep too
                 proc.terminate()
                 proc.wait()
+    report()
+    for line in log.read_text().splitlines():
+        if line.startswith("error:"):
+            print(f"  {line}", flush=True)
     return proc.returncode
 
 
@@ -307,6 +327,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per job (OMP_NUM_THREADS; default: 1 when jobs run in "
                         "parallel, else torch's choice)")
+    p.add_argument("--launcher", default=None,
+                   help="a Hydra launcher of conf/hydra/launcher/ for the sweeps' jobs instead of "
+                        "joblib (slurm_cpu: each job a SLURM job; --jobs is then ignored)")
+    p.add_argument("--sweep-arg", action="append", default=[], metavar="OVERRIDE",
+                   help="a Hydra override added to every sweep (repeatable), e.g. "
+                        "hydra.launcher.partition=debug")
     p.add_argument("--figures-only", action="store_true",
                    help="skip the sweeps: rebuild the figures from the runs already in the store")
     p.add_argument("--plan", action="store_true",
@@ -318,11 +344,16 @@ def main(argv=None) -> int:
                    help="also copy summary.md, verdicts.json and the PNG figures into "
                         "docs/results/SCALE/ (make results)")
     args = p.parse_args(argv)
+    launchers = names("hydra/launcher")
+    if args.launcher is not None and args.launcher not in launchers:
+        print(f"error: --launcher {args.launcher} is not one of {', '.join(launchers)} "
+              "(conf/hydra/launcher/*.yaml)", file=sys.stderr)
+        return 2
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         print(f"error: --jobs {args.jobs} and --threads {args.threads} must be >= 1",
               file=sys.stderr)
         return 2
-    threads = args.threads or (1 if args.jobs > 1 else None)
+    threads = args.threads or (1 if args.jobs > 1 or args.launcher else None)
     scales = names("scale")
     if args.scale not in scales:
         print(f"error: SCALE={args.scale} is not one of {', '.join(scales)} (conf/scale/*.yaml)",
@@ -367,7 +398,7 @@ def main(argv=None) -> int:
             print(f"[sweep {k}/{len(figures)}] {figure}: {size} jobs, {complete[figure]} complete "
                   f"(log: {log})", flush=True)
             rc = run_sweep(figure, scale, uri, work / "sweeps" / figure, log, progress, threads,
-                           args.jobs)
+                           args.jobs, args.launcher, args.sweep_arg)
             if rc != 0:
                 tail = log.read_text().splitlines()[-25:]
                 print("\n".join(tail), file=sys.stderr)

@@ -25,8 +25,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src import schema, tracking
-from src.callbacks import OUTCOME
+# callbacks by module: a SLURM job gets main pickled by value, and a global would be a copy
+from src import callbacks, schema, tracking
 from src.rules import Refusal, one_line
 
 CONF = Path(__file__).resolve().parents[1] / "conf"  # absolute: found however main is called
@@ -119,14 +119,14 @@ def save_config(cfg: DictConfig, out_dir: Path) -> Path:
 
 def report_reused(job: tracking.Job, done) -> float:
     print(f"reusing completed run {job.name} ({done.info.run_id}) from {job.uri}")
-    OUTCOME.update(name=job.name, reused=True)
+    callbacks.OUTCOME.update(name=job.name, reused=True)
     return float(done.data.metrics.get("test/loss", float("nan")))
 
 
 def report(job: tracking.Job, cfg: DictConfig, result: dict, seconds: float,
            out_dir: Path) -> None:
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test/"))
-    OUTCOME.update(name=job.name, seconds=seconds, metrics=metrics)
+    callbacks.OUTCOME.update(name=job.name, seconds=seconds, metrics=metrics)
     print_summary(job.name, job.run_id, job.uri, cfg, result, seconds, out_dir,
                   tracking.ui_url(job.uri, job.experiment_id, job.run_id))
 

@@ -239,12 +239,56 @@ def find_completed(uri: str, experiment: str, digest: str):
     return runs[0] if runs else None
 
 
+#: SLURM's states of a job that may still run (``squeue --states=all``); any other state, or a
+#: job SLURM no longer lists, is over.
+SLURM_LIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+              "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+
+
+def slurm_job_state(job_id: str) -> str | None:
+    """SLURM's state of a job (``RUNNING``, ``CANCELLED``...), ``""`` when SLURM no longer
+    lists it, None when SLURM cannot be asked from here."""
+    try:
+        out = subprocess.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # "Invalid job id specified": purged after MinJobAge
+        return "" if "Invalid job id" in out.stderr else None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+
+
+def owner_tags() -> dict[str, str]:
+    """Who runs this job, for :func:`process_gone`: the host and pid, and under SLURM the job
+    (``slurm_job_id``, the array's job and task when it is one) and its restart count."""
+    import socket
+
+    tags = {"host": socket.gethostname(), "pid": str(os.getpid())}
+    env = os.environ
+    if "SLURM_JOB_ID" in env:
+        tags["slurm_job_id"] = env["SLURM_JOB_ID"]
+        tags["slurm_restart"] = env.get("SLURM_RESTART_COUNT", "0")
+        if "SLURM_ARRAY_JOB_ID" in env:
+            tags["slurm_array"] = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID')}"
+    return tags
+
+
 def process_gone(run) -> bool:
-    """The run was started on this machine by a process that no longer exists (killed with
-    SIGKILL, or crashed: it could not end its own run)."""
+    """The process that ran ``run`` no longer exists (killed with SIGKILL, cancelled, crashed:
+    it could not end its own run). Under SLURM (tag ``slurm_job_id``) SLURM says so, wherever
+    this asks from: the job has ended, or it is this very job started again (requeued, with
+    another restart count). Otherwise the run was started on this machine (tags ``host``,
+    ``pid``) and its pid is gone. Runs of other machines outside SLURM count as alive."""
     import socket
 
     tags = run.data.tags
+    job = tags.get("slurm_job_id")
+    if job:
+        if job == os.environ.get("SLURM_JOB_ID"):
+            return tags.get("slurm_restart") != os.environ.get("SLURM_RESTART_COUNT", "0")
+        state = slurm_job_state(job)
+        if state is not None:
+            return state.split()[0].rstrip("+") not in SLURM_LIVE if state else True
     if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
         return False
     try:
@@ -347,8 +391,8 @@ class Job:
     MLflow's ``mlflow.start_run`` creates the run (or sets a resumed one ``RUNNING``) and ends
     it ``FINISHED``, or ``FAILED`` on an exception. Kept here is what it lacks: the config
     digest that finds a run again (:func:`config_hash`), the resume folder that Lightning's
-    checkpoints and the warmed network go to, the tag ``completed``, and ``KILLED`` on Ctrl-C
-    (what makes a run resumable; MLflow would say ``FAILED``).
+    checkpoints and the warmed network go to, the tag ``completed``, and ``KILLED`` on Ctrl-C or
+    SIGTERM (what makes a run resumable; MLflow would say ``FAILED``).
     """
 
     def __init__(self, uri: str, experiment: str, config: dict, name: str, root: Path):
@@ -392,8 +436,8 @@ class Job:
         """The MLflow run of this job, active in the block (``mlflow.log_artifact`` and the like
         log to it): created with ``tags``, the config as params and ``files`` as artifacts, or
         the resumable run continued, its count of ``resumed`` raised. ``FINISHED`` and
-        ``completed=true`` when the block ends, ``KILLED`` on Ctrl-C, ``FAILED`` on any other
-        exception (re-raised). ``resumable``: keep a resume folder; it goes when the run
+        ``completed=true`` when the block ends, ``KILLED`` on Ctrl-C or SIGTERM, ``FAILED`` on
+        any other exception (re-raised). ``resumable``: keep a resume folder; it goes when the run
         finishes or diverges."""
         quiet_mlflow()  # before MLflow is imported: its loggers are set up on import
         import mlflow
@@ -418,7 +462,9 @@ class Job:
                 (self.folder / "run_id").write_text(self.run_id)
             try:
                 yield self
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, SystemExit):
+                # interrupted: Ctrl-C, or SIGTERM (scancel, a preemption), which Lightning turns
+                # into sys.exit(1) and its SIGTERMException (a SystemExit) during a fit
                 mlflow.end_run("KILLED")
                 raise
             except FloatingPointError as err:  # diverged: nothing to resume, it would diverge again

@@ -410,7 +410,7 @@ def test_a_run_block_ends_its_run_finished_failed_or_killed(store, tmp_path):
 
     uri, client = store
     ends = {}
-    for outcome in ("ok", "error", "interrupt"):
+    for outcome in ("ok", "error", "interrupt", "sigterm"):
         try:
             job = tracking.Job(uri, "life", {"net": {"hidden_size": 8}}, outcome, tmp_path)
             with job.run({"cell": "gru"}, resumable=False) as run:
@@ -419,12 +419,14 @@ def test_a_run_block_ends_its_run_finished_failed_or_killed(store, tmp_path):
                     raise RuntimeError("boom")
                 if outcome == "interrupt":
                     raise KeyboardInterrupt
-        except (RuntimeError, KeyboardInterrupt):
+                if outcome == "sigterm":  # Lightning's SIGTERMException, and its Ctrl-C
+                    raise SystemExit(1)
+        except (RuntimeError, KeyboardInterrupt, SystemExit):
             pass
     runs = {r.info.run_id: r for r in client.search_runs(
         [client.get_experiment_by_name("life").experiment_id])}
     assert {k: runs[v].info.status for k, v in ends.items()} == {
-        "ok": "FINISHED", "error": "FAILED", "interrupt": "KILLED"}
+        "ok": "FINISHED", "error": "FAILED", "interrupt": "KILLED", "sigterm": "KILLED"}
     assert [k for k, v in ends.items() if runs[v].data.tags.get("completed") == "true"] == ["ok"]
     assert runs[ends["ok"]].data.params == {"net.hidden_size": "8"}
 
