@@ -176,7 +176,7 @@ def test_a_sweep_runs_as_slurm_jobs_into_the_server(cluster, server, tmp_path):
         assert {"test/loss", "vaa", "settled", "attractors"} <= set(run.data.metrics)
         job = run.data.tags["slurm_job_id"]  # an array's task: squeue shows ARRAY_TASK
         assert run.data.tags["slurm_array"] in slurm_state(job, cluster)
-        wait_for(lambda: " COMPLETED " in slurm_state(job, cluster) + " ", 60, "the job's end")
+        wait_for(lambda j=job: " COMPLETED " in slurm_state(j, cluster) + " ", 60, "the job's end")
         print(f"squeue: {slurm_state(job, cluster)}")
         files = {f.path for f in client.list_artifacts(run.info.run_id)}
         assert {"attractors.png", "config.yaml", "checkpoint", "weights"} <= files
