@@ -135,16 +135,42 @@ def server(tmp_path_factory):
 
     wait_for(up, 120, "the MLflow server")
     yield uri, MlflowClient(uri)
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    stop(proc)
 
 
-def sweep(args: list[str], cwd: Path, env: dict, **kwargs) -> subprocess.Popen:
-    """``python -m src.run -m hydra/launcher=slurm_cpu ARGS``, started (not waited for)."""
-    cmd = [sys.executable, "-m", "src.run", "-m", "hydra/launcher=slurm_cpu",
-           "hydra.launcher.partition=debug", "trainer.threads=1", *args]
-    return subprocess.Popen(cmd, cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+def stop(proc: subprocess.Popen) -> None:
+    """End a process started with a session of its own, and whatever it started."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # children left behind in its group
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def sweep(cluster):
+    """``sweep(args, cwd)``: ``python -m src.run -m hydra/launcher=slurm_cpu ARGS``, started
+    (not waited for); every sweep started is stopped when the test ends, passed or failed."""
+    started = []
+
+    def start(args: list[str], cwd: Path) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "src.run", "-m", "hydra/launcher=slurm_cpu",
+               "hydra.launcher.partition=debug", "trainer.threads=1", *args]
+        started.append(subprocess.Popen(
+            cmd, cwd=cwd, env={**cluster, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        stop(proc)
+    subprocess.run(["scancel", "--user=root"], env=cluster, capture_output=True)
 
 
 def slurm_state(job: str, env: dict) -> str:
@@ -158,14 +184,14 @@ def runs_of(client, experiment: str) -> list:
     return client.search_runs([found.experiment_id]) if found else []
 
 
-def test_a_sweep_runs_as_slurm_jobs_into_the_server(cluster, server, tmp_path):
+def test_a_sweep_runs_as_slurm_jobs_into_the_server(cluster, server, sweep, tmp_path):
     """Two jobs, each a SLURM job (SLURM lists them COMPLETED), both runs FINISHED in the
     server with their metrics and artifacts; the polls of a cluster without accounting are
     one line, not one each."""
     uri, client = server
     proc = sweep(["cell=gru,lstm", *tiny(), "vaa.pictures=true", f"mlflow.tracking_uri={uri}",
                   "mlflow.experiment=slurm-sweep", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                 tmp_path, cluster)
+                 tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     assert "Bypassing sacct" not in out and out.count("SLURM accounting (sacct) is off") <= 1
@@ -182,7 +208,7 @@ def test_a_sweep_runs_as_slurm_jobs_into_the_server(cluster, server, tmp_path):
         assert {"attractors.png", "config.yaml", "checkpoint", "weights"} <= files
 
 
-def test_a_cancelled_job_resumes_into_the_same_run(cluster, server, tmp_path):
+def test_a_cancelled_job_resumes_into_the_same_run(cluster, server, sweep, tmp_path):
     """scancel a job mid-epoch; the same sweep, submitted again, resumes the run from its last
     checkpoint in another SLURM job (another id, another pid), into the same MLflow run, and
     ends on the metrics of a straight run."""
@@ -190,9 +216,9 @@ def test_a_cancelled_job_resumes_into_the_same_run(cluster, server, tmp_path):
     size = [*tiny(), "trainer.max_epochs=6", "benchmark.train_size=600",
             f"mlflow.tracking_uri={uri}"]
     straight = sweep([*size, "mlflow.experiment=straight", f"hydra.sweep.dir={tmp_path / 's'}"],
-                     tmp_path, cluster)
+                     tmp_path)
     args = [*size, "mlflow.experiment=cancelled", f"hydra.sweep.dir={tmp_path / 'c'}"]
-    first = sweep(args, tmp_path, cluster)
+    first = sweep(args, tmp_path)
     run, deadline = None, time.time() + 300
     while time.time() < deadline and first.poll() is None:  # cancel once epoch 2 is logged
         runs = runs_of(client, "cancelled")
@@ -208,13 +234,12 @@ def test_a_cancelled_job_resumes_into_the_same_run(cluster, server, tmp_path):
     wait_for(lambda: "CANCELLED" in slurm_state(job, cluster), 60, "the cancelled job")
     print(f"squeue: {slurm_state(job, cluster)}")
     # Without SLURM accounting, submitit cannot see a job cancelled and waits for its result:
-    # the user stops the sweep (Ctrl-C) and submits it again.
-    first.send_signal(signal.SIGINT)
-    first.communicate(timeout=120)
+    # the user stops the sweep and submits it again.
+    stop(first)
     # SIGTERM: Lightning stops the fit and the run ends KILLED; or SIGKILL came first (RUNNING)
     assert client.get_run(run.info.run_id).info.status in ("KILLED", "RUNNING")
 
-    again = sweep(args, tmp_path, cluster)
+    again = sweep(args, tmp_path)
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-3000:]
     done = client.get_run(run.info.run_id)
