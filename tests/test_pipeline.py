@@ -644,3 +644,35 @@ def test_only_a_run_killed_after_its_warm_up_is_resumable(tmp_path, store):
     run_with(str(os.getpid()))  # its process is alive (this one)
     assert tracking.find_resumable(uri, "e", "d2", folder) is None
     assert tracking.folder_in_use(uri, "e", folder)  # so the same command now leaves it alone
+
+
+def test_a_slurm_run_is_judged_by_its_job_not_its_pid(monkeypatch, tmp_path):
+    """A run tagged with its SLURM job is over when SLURM says its job is over, wherever this
+    asks from (the pid and host are another node's); the same job started again (requeued, a
+    new restart count) owns it no more; where SLURM cannot be asked, the host and pid decide."""
+    import socket
+    from types import SimpleNamespace
+
+    from src import tracking
+
+    def run(**tags):
+        return SimpleNamespace(data=SimpleNamespace(tags=tags))
+
+    alive = dict(host=socket.gethostname(), pid=str(os.getpid()))
+    elsewhere = dict(host="node-7", pid="12")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    states = {"41": "RUNNING", "42": "CANCELLED", "43": "", "44": None}
+    monkeypatch.setattr(tracking, "slurm_job_state", lambda job: states[job])
+    assert not tracking.process_gone(run(slurm_job_id="41", **elsewhere))
+    assert tracking.process_gone(run(slurm_job_id="42", **elsewhere))  # cancelled
+    assert tracking.process_gone(run(slurm_job_id="43", **elsewhere))  # purged: long over
+    assert not tracking.process_gone(run(slurm_job_id="44", **elsewhere))  # cannot ask: alive
+    assert not tracking.process_gone(run(slurm_job_id="44", **alive))  # ... and its pid lives
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # this job, requeued once
+    assert tracking.process_gone(run(slurm_job_id="41", slurm_restart="0", **alive))
+    assert not tracking.process_gone(run(slurm_job_id="41", slurm_restart="1", **alive))
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert tracking.owner_tags() == {**alive, "slurm_job_id": "41", "slurm_restart": "1",
+                                     "slurm_array": "40_1"}

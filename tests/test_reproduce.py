@@ -75,6 +75,20 @@ def test_bad_scale_is_one_line_error():
         f"error: SCALE=nope is not one of {', '.join(SCALES)} (conf/scale/*.yaml)"]
 
 
+def test_a_launcher_goes_to_every_sweep_and_an_unknown_one_is_refused(tmp_path, capsys):
+    """--launcher slurm_cpu and --sweep-arg reach every sweep's command; a launcher that
+    conf/hydra/launcher/ lacks is one line, before anything runs."""
+    cmd = sweep_command("precision", "cpu", "sqlite:///x.db", tmp_path, jobs=2,
+                        launcher="slurm_cpu", extra=["hydra.launcher.partition=debug"])
+    assert cmd[-2:] == ["hydra/launcher=slurm_cpu", "hydra.launcher.partition=debug"]
+    assert not any("joblib" in a for a in cmd)
+    cfg = compose_config(["hydra/launcher=slurm_cpu"], hydra=True)
+    assert cfg.hydra.launcher.gpus_per_node == 0 and cfg.hydra.launcher.cpus_per_task == 1
+    assert main(["--scale", "smoke", "--launcher", "slurmm"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --launcher slurmm is not one of slurm, slurm_cpu (conf/hydra/launcher/*.yaml)")
+
+
 # ---------------------------------------------------------- figures on synthetic runs
 CELLS = ("gru", "lstm")
 LOSS = {"none": [0.5, 0.7, 0.9], "full": [0.1, 0.2, 0.3], "partial": [0.05, 0.05, 0.05],
