@@ -301,8 +301,7 @@ def measure_vaa(
     untouched. The module is measured in eval mode and returned in its own mode.
     """
     net, x = _prepare(module, inputs, batch_first, "measure_vaa")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"measure_vaa: steps={steps!r} must be an integer >= 1")
+    rules.integer(rules.at_least(1)).check("measure_vaa: steps", steps)
     n = x.shape[1]
     size = group_size if group_size is not None else min(32, n)
     if not isinstance(size, int) or not 2 <= size <= n:
@@ -371,8 +370,7 @@ def warm_up(
     net, x = _prepare(module, inputs, batch_first, "warm_up")
     for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 2),
                              ("max_horizon", max_horizon, 1), ("horizon_growth", horizon_growth, 0)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"warm_up: {name}={value!r} must be an integer >= {low}")
+        rules.integer(rules.at_least(low)).check(f"warm_up: {name}", value)
     rules.POSITIVE.check("warm_up: lr", lr)
     rules.SHARE.check("warm_up: vaa_target", vaa_target)
     n = x.shape[1]
@@ -415,8 +413,7 @@ def warm_up(
 
 def _excite(module, inputs, gains, select_steps, eps, seed, batch_first) -> Excitation:
     net, x = _prepare(module, inputs, batch_first, "warm_up")
-    if not isinstance(select_steps, int) or select_steps < 1:
-        raise ValueError(f"warm_up: select_steps={select_steps!r} must be an integer >= 1")
+    rules.integer(rules.at_least(1)).check("warm_up: select_steps", select_steps)
     if gains is not None and (not gains or not all(isinstance(g, (int, float)) and g > 0
                                                    for g in gains)):
         raise ValueError(f"warm_up: gains={gains!r} must be a non-empty sequence of numbers > 0")

@@ -38,6 +38,13 @@ def one_of(names: tuple[str, ...]) -> Rule:
     return Rule(lambda v: v in names, f"must be one of {', '.join(names)}")
 
 
+def integer(rule: Rule) -> Rule:
+    """``rule`` for a Python int (not a bool): what a library argument gets, which no schema
+    has typed."""
+    return Rule(lambda v: isinstance(v, int) and not isinstance(v, bool) and rule.test(v),
+                rule.says.replace("must be", "must be an integer", 1))
+
+
 def or_null(rule: Rule, meaning: str) -> Rule:
     """``rule``, or null, which means ``meaning``."""
     return Rule(lambda v: v is None or rule.test(v), f"{rule.says} or null ({meaning})")
