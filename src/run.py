@@ -56,7 +56,7 @@ def exits(out_dir: Path):
     except FloatingPointError as err:
         if full_error():
             raise
-        print(f"error: {one_line(err)}; HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr)
+        print(f"error: {one_line(err)} (HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr)
         sys.exit(1)
 
 

@@ -288,7 +288,7 @@ def process_gone(run) -> bool:
             return tags.get("slurm_restart") != os.environ.get("SLURM_RESTART_COUNT", "0")
         state = slurm_job_state(job)
         if state is not None:
-            return state.split()[0].rstrip("+") not in SLURM_LIVE if state else True
+            return state not in SLURM_LIVE  # "" (no longer listed) included
     if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
         return False
     try:
@@ -338,8 +338,9 @@ def folder_in_use(uri: str, experiment: str, folder: Path) -> bool:
 def find_resumable(uri: str, experiment: str, digest: str,
                    folder: Path) -> tuple[str, tuple[int, int]] | None:
     """``(run id, (last epoch whose losses are in the store, last epoch whose VAA is))`` of the
-    run that ``folder`` belongs to, when it can be continued: the folder holds its network after warm-up, and the run is ``KILLED`` (Ctrl-C,
-    or marked so) or still ``RUNNING`` with its process gone. None otherwise (then the folder
+    run that ``folder`` belongs to, when it can be continued: the folder holds its network
+    after warm-up, and the run is ``KILLED`` (Ctrl-C, SIGTERM, or marked so) or still
+    ``RUNNING`` with its process gone. None otherwise (then the folder
     is stale: a kill during warm-up, a run that failed or finished, or another machine's)."""
     marker = folder / "run_id"
     if not (marker.exists() and (folder / "warmed.pt").exists()):
@@ -469,7 +470,7 @@ class Job:
                 raise
             except FloatingPointError as err:  # diverged: nothing to resume, it would diverge again
                 self.drop_folder()
-                raise FloatingPointError(f"{err} (run {self.name} marked FAILED") from err
+                raise FloatingPointError(f"{err} (run {self.name} marked FAILED)") from err
             mlflow.set_tag("completed", "true")
         self.drop_folder()  # finished: the best checkpoint is in the store
 

@@ -95,6 +95,53 @@ def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300,
                           capture_output=True, text=True, timeout=timeout)
 
 
+# -- services the cluster and UI tests start (tests/test_cluster.py, tests/test_ui.py) ---------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
+
+
+def answers(url: str) -> bool:
+    """Whether an MLflow server or UI at ``url`` says it is healthy."""
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a process started with a session of its own, and whatever it started."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # children left behind in its group
+    except ProcessLookupError:
+        pass
+
+
 class MemoryLogger(Logger):
     """A Lightning logger that keeps ``{key: [(step, value), ...]}`` in memory."""
 

@@ -20,26 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, tiny
+from conftest import ROOT, answers, free_port, stop, tiny, wait_for
 
 pytestmark = pytest.mark.cluster
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
 
 
 def missing() -> str | None:
@@ -124,33 +109,9 @@ def server(tmp_path_factory):
         stdout=open(base / "server.log", "w"), stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            import urllib.request
-
-            return urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_for(up, 120, "the MLflow server")
+    wait_for(lambda: answers(uri), 120, "the MLflow server")
     yield uri, MlflowClient(uri)
     stop(proc)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End a process started with a session of its own, and whatever it started."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # children left behind in its group
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, answers, free_port, run_cli, stop, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -47,14 +46,6 @@ def browser():
     driver.quit()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_ui(cwd: Path, port: int) -> subprocess.Popen:
     """What `make ui PORT=port` starts, on the store of a run made in ``cwd``."""
     store = cwd / "outputs" / "mlflow.db"
@@ -64,19 +55,6 @@ def make_ui(cwd: Path, port: int) -> subprocess.Popen:
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def wait_until_up(url: str, timeout: float = 120) -> None:
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url}: the MLflow UI did not answer within {timeout:.0f} s")
 
 
 def page(driver, url: str, expect: str, timeout: float = 60):
@@ -118,7 +96,7 @@ def test_the_ui_shows_a_finished_run_as_the_printed_links_open_it(browser, tmp_p
         run = printed.replace("http://127.0.0.1:5000", here)
         SHOTS.mkdir(parents=True, exist_ok=True)
 
-        wait_until_up(here)
+        wait_for(lambda: answers(here), 120, "the MLflow UI")
         text = page(browser, run, "Metrics")
         close_assistant(browser)
         metrics = text[text.index("Metrics"):text.index("Parameters")]
@@ -141,11 +119,7 @@ def test_the_ui_shows_a_finished_run_as_the_printed_links_open_it(browser, tmp_p
             assert name in text
         browser.save_screenshot(str(SHOTS / "artifacts.png"))
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
+        stop(ui)
     assert (SHOTS / "runs-table.png").stat().st_size > 10_000
     if os.environ.get("UPDATE_UI_PICTURE") == "1":  # make ui-picture
         shutil.copyfile(SHOTS / "runs-table.png", PICTURE)
