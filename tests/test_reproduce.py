@@ -184,7 +184,9 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
     assert rows[("denoising", "gru", "partial")]["test loss"] == "0.05 ± 0"
     assert rows[("denoising", "gru", "partial")]["solved"] == "3/3"  # below 0.1
     assert rows[("denoising", "gru", "none")]["solved"] == "0/3"
-    assert rows[("seq_digits", "gru", "full")]["solved"] == "–"  # no threshold
+    # seq_digits: solved at test accuracy 0.5 or more (here 1 - loss), the bound included
+    assert rows[("seq_digits", "gru", "full")]["solved"] == "3/3"  # 0.9, 0.8, 0.7
+    assert rows[("seq_digits", "gru", "none")]["solved"] == "1/3"  # 0.5, 0.3, 0.1
     # more attractors after warm-up, lower loss: a negative rank correlation, printed
     assert "copy: Spearman rho(VAA after warm-up, test loss) = -" in capsys.readouterr().out
 
@@ -192,7 +194,7 @@ def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
 def test_the_claims_are_decided_from_the_runs_with_their_statistics(synthetic, tmp_path):
     """Each verdict follows its rule on the synthetic runs (src/figures/claims.py): monostable
     at init (1 attractor in every seed), VAA raised by warm-up, solved shares on copy and
-    denoising, pairwise wins on seq_digits; summary.md and verdicts.json carry them."""
+    denoising, pairwise wins on seq_digits (with the solved shares beside them); summary.md and verdicts.json carry them."""
     from src.figures import build_all, claims
 
     uri, experiment = synthetic
@@ -208,7 +210,7 @@ def test_the_claims_are_decided_from_the_runs_with_their_statistics(synthetic, t
         "shown", "partial solves 3/3 seeds, full 0/3")
     assert found["3 | denoising, gru, full vs none"] == ("not shown", "full solves 0/3 seeds, none 0/3")
     assert found["4b | seq_digits, gru, partial vs parallel"] == (
-        "shown", "partial beats parallel in 100% of seed pairs (test/acc)")
+        "shown", "partial beats parallel in 100% of seed pairs (test/acc); solved 3/3 and 1/3")
     assert found["5 | copy"][0] == "shown"
     assert not any(k.startswith(("4a | copy", "4b | copy")) for k in found)  # not a precision task
     summary = (out / "summary.md").read_text()
@@ -451,3 +453,23 @@ def test_claim_one_is_about_standard_cells_only():
 
     runs = [run("brc", s, 20.0) for s in range(3)] + [run("gru", s, 1.0) for s in range(3)]
     assert [(v.subject, v.verdict) for v in monostable(runs)] == [("gru", "shown")]
+
+
+def test_plan_counts_each_job_at_the_time_of_its_kind():
+    """``--plan``: a job left counts the mean time of the finished jobs of its sweep with its
+    benchmark and cell, else of the whole sweep, else the scale's measured hint."""
+    from src.reproduce import job_key, plan_seconds
+
+    job = ["+figure/benchmark=denoising", "cell=gru", "warmup=full", "seed=3"]
+    assert job_key(job) == {"benchmark": "denoising", "cell": "gru"}
+    assert job_key(["cell=lstm", "seed=0"]) == {"cell": "lstm"}
+    finished = [({"benchmark": "denoising", "cell": "gru"}, 200.0),
+                ({"benchmark": "denoising", "cell": "gru"}, 100.0),
+                ({"benchmark": "seq_digits", "cell": "gru"}, 30.0)]
+    digits_lstm = ["+figure/benchmark=seq_digits", "cell=lstm", "seed=0"]
+    seconds, where = plan_seconds([job, job, digits_lstm], finished, hint=9.0)
+    assert seconds == 150.0 + 150.0 + (200.0 + 100.0 + 30.0) / 3  # the last: no lstm finished
+    assert "3 finished" in where
+    assert plan_seconds([job, job], [], hint=9.0) == (18.0, "the scale's measured mean")
+    assert plan_seconds([job], [], hint=None) == (None, "no estimate")
+    assert plan_seconds([], finished, hint=None) == (0.0, "")

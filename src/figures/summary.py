@@ -17,7 +17,7 @@ from src.figures import claims, memory_horizon, tmaze
 from src.figures.cli import cli
 from src.figures.plots import nothing
 from src.figures.runs import AFTER_WARMUP, CELLS, INIT, VARIANTS
-from src.figures.stats import SOLVED_BELOW, fmt, group, median, order, solved_share
+from src.figures.stats import SOLVED, fmt, group, median, order, solved_share
 from src.figures.vaa_vs_test import correlations
 
 COLUMNS = ("benchmark", "cell", "warm-up", "seeds", "test loss", "median", "solved", "test acc",
@@ -53,9 +53,9 @@ def make(runs, out: Path, title: str = "") -> list[Path]:
     n = max(r.group_size for r in runs)
     legend = (f"{len(runs)} completed runs. Each cell of the table: mean ± standard deviation "
               "over seeds (sample std; a single value when one seed); median: the median test loss; "
-              "solved: the runs whose test MSE is below "
-              + ", ".join(f"{v} on {k}" for k, v in SOLVED_BELOW.items())
-              + " (chance is 1). Test acc: classification "
+              "solved: the runs with a "
+              + ", ".join(bar.words(k) for k, bar in SOLVED.items())
+              + " (chance: MSE 1, accuracy 0.1). Test acc: classification "
               f"only. Attractors: distinct attractors reached by N = {n} sequences (N x VAA; 1 = "
               "monostable) at initialisation, after warm-up (= at initialisation without "
               "warm-up) and after the last epoch; settled: the share of those final states "
