@@ -36,11 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-#: ``--plan``'s seconds a job, per scale, before any job of a sweep is in the store: cpu, the
-#: mean of a full cpu reproduce at 1 thread (59.1 min of jobs over 253, commit 8b2313c,
-#: 2026-12-01); smoke, 44 jobs in about 65 s at 1 thread (2026-11-30). Kept here, not in
+#: ``--plan``'s seconds a job before any job of a sweep is in the store, per scale: one number
+#: (a typical job of the scale) or one per sweep. Jobs run 2 at once, 1 thread each, on the
+#: 2-core AMD EPYC the docs' results come from. cpu: the full cpu reproduce of commit ea16ba9
+#: (2026-12-06; 110.9 min of jobs, 59.4 min wall); smoke: 44 jobs in about 65 s (2026-11-30);
+#: medium: the size search's runs at its sizes (docs/results/medium.md). Kept here, not in
 #: conf/scale/, so that it never enters a run's config (and its digest).
-JOB_SECONDS = {"cpu": 14.0, "smoke": 1.5}
+JOB_SECONDS: dict[str, float | dict[str, float]] = {
+    "cpu": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 40.0,
+            "precision_excite": 64.1, "tmaze": 27.9},
+    "smoke": 1.5,
+    "medium": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 100.0,
+               "precision_excite": 190.0, "tmaze": 27.9},
+}
 
 
 def names(group: str) -> list[str]:
@@ -202,26 +210,54 @@ def run_sweep(figure: str, scale: str, uri: str, sweep_dir: Path, log: Path,
     return proc.returncode
 
 
+def job_key(job: list[str]) -> dict[str, str]:
+    """The benchmark and cell a job's overrides name (``+figure/benchmark=denoising``,
+    ``cell=gru``): what its time depends on most, for ``--plan``."""
+    named = dict(o.split("=", 1) for o in job)
+    return {tag: named[key] for tag, key in (("benchmark", "+figure/benchmark"), ("cell", "cell"))
+            if key in named}
+
+
+def plan_seconds(jobs: list[list[str]], finished: list[tuple[dict, float]],
+                 hint: float | None) -> tuple[float | None, str]:
+    """The seconds the ``jobs`` left of a sweep take one after another, and how they were
+    estimated. A job counts the mean time of the finished jobs of its sweep with its benchmark
+    and cell (``finished``: each one's tags and seconds), else of all the sweep's finished
+    jobs, else ``hint``; ``None`` when there is nothing to go on."""
+    if not jobs:
+        return 0.0, ""
+    if not finished and hint is None:
+        return None, "no estimate"
+    total = 0.0
+    for job in jobs:
+        key = job_key(job)
+        same = [t for tags, t in finished if all(tags.get(k) == v for k, v in key.items())]
+        pool = same or [t for _, t in finished]
+        total += sum(pool) / len(pool) if pool else hint
+    where = (f"from {len(finished)} finished, by benchmark and cell" if finished
+             else "the scale's measured mean")
+    return total, where
+
+
 def print_plan(uri: str, experiment: str, scale: str, jobs: dict[str, list[str]],
-               complete: dict[str, int], parallel: int) -> None:
-    """Per sweep: jobs, complete, and the time left, estimated from the mean time of that
-    sweep's jobs already in the store, else from ``JOB_SECONDS``."""
-    hint = JOB_SECONDS.get(scale)
+               done: set[str], parallel: int) -> None:
+    """Per sweep: jobs, complete, and the time left (:func:`plan_seconds`), at ``parallel``
+    jobs at once."""
+    hints = JOB_SECONDS.get(scale)
     total_s, unknown = 0.0, []
     for f, digests in jobs.items():
-        times = [((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000
-                 for r in completed_runs(uri, experiment, f)]
-        per_job = sum(times) / len(times) if times else hint
-        left = len(digests) - complete[f]
-        where = (f"mean of {len(times)} finished" if times else
-                 "a typical job of the scale" if hint else "no estimate")
-        seconds = left * per_job / parallel if per_job else None
-        if seconds is None and left:
+        left = [job for job, d in zip(sweep_jobs(f, scale), digests) if d not in done]
+        finished = [(r.data.tags, ((r.info.end_time or r.info.start_time) - r.info.start_time)
+                     / 1000) for r in completed_runs(uri, experiment, f)]
+        hint = hints.get(f) if isinstance(hints, dict) else hints
+        seconds, where = plan_seconds(left, finished, hint)
+        if seconds is None:
             unknown.append(f)
-        total_s += seconds or 0.0
-        print(f"  {f}: {len(digests)} jobs, {complete[f]} complete, {left} to run"
-              + (f", ~{seconds / 60:.0f} min ({per_job:.0f} s a job, {where}, {parallel} at once)"
-                 if seconds is not None and left else ""))
+        else:
+            total_s += seconds / parallel
+        print(f"  {f}: {len(digests)} jobs, {len(digests) - len(left)} complete, {len(left)} to run"
+              + (f", ~{seconds / parallel / 60:.0f} min ({seconds / len(left):.0f} s a job, "
+                 f"{where}, {parallel} at once)" if seconds and left else ""))
     print(f"estimate: ~{total_s / 60:.0f} min of sweeps at {parallel} jobs at once, plus about a "
           "minute of figures" + (f"; no estimate for {', '.join(unknown)}" if unknown else ""))
 
@@ -385,7 +421,7 @@ def main(argv=None) -> int:
               f"{sum(complete.values())} already complete; runs in experiment '{experiment}' "
               f"at {uri}", flush=True)
         if args.plan:
-            print_plan(uri, experiment, scale, jobs, complete, args.jobs)
+            print_plan(uri, experiment, scale, jobs, done, args.jobs)
             return 0
         tracking.prepare_store(uri, experiment)
         progress = Progress(total, sum(complete.values()))
