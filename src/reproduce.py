@@ -1,6 +1,7 @@
 """The paper's claims as figures and a table: every figure sweep, then the figures from MLflow.
 
-    make reproduce                      # SCALE=cpu: about 35 minutes on two CPU cores
+    make reproduce                      # SCALE=cpu: about an hour on two CPU cores
+    make reproduce SCALE=medium         # where denoising and digits decide: about 2 hours
     make reproduce SCALE=paper          # the paper's sizes, for a GPU
     python -m src.reproduce --scale smoke --tracking-uri sqlite:///tmp/m.db --out /tmp/figs
 
@@ -40,14 +41,15 @@ CONF = ROOT / "conf"
 #: (a typical job of the scale) or one per sweep. Jobs run 2 at once, 1 thread each, on the
 #: 2-core AMD EPYC the docs' results come from. cpu: the full cpu reproduce of commit ea16ba9
 #: (2026-12-06; 110.9 min of jobs, 59.4 min wall); smoke: 44 jobs in about 65 s (2026-11-30);
-#: medium: the size search's runs at its sizes (docs/results/medium.md). Kept here, not in
+#: medium: copy, memory horizon and T-Maze as cpu; precision and excite from the size search's
+#: runs at the medium sizes (bench/size_search.py), scaled to 2 jobs at once. Kept here, not in
 #: conf/scale/, so that it never enters a run's config (and its digest).
 JOB_SECONDS: dict[str, float | dict[str, float]] = {
     "cpu": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 40.0,
             "precision_excite": 64.1, "tmaze": 27.9},
     "smoke": 1.5,
-    "medium": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 100.0,
-               "precision_excite": 190.0, "tmaze": 27.9},
+    "medium": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 125.0,
+               "precision_excite": 160.0, "tmaze": 27.9},
 }
 
 
@@ -350,7 +352,7 @@ def check(uri: str, experiment: str, scale: str) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scale", default="cpu", help="a name in conf/scale/ (cpu, paper, smoke)")
+    p.add_argument("--scale", default="cpu", help="a name in conf/scale/ (cpu, medium, paper, smoke)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: the embedded store outputs/mlflow.db)")
     p.add_argument("--out", type=Path, default=None,

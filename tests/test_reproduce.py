@@ -41,6 +41,21 @@ def test_every_figure_sweep_composes_at_every_scale(figure, scale):
         assert resolved["figure"] == figure
 
 
+def test_the_medium_scale_runs_the_precision_tasks_on_the_gru_and_ten_seeds():
+    """What docs/results.md says of SCALE=medium: the GRU on 10 seeds for the precision sweep,
+    the first 5 for excite, 5 seeds and every cell for claims 1 and 2."""
+    precision = _axes("precision", "medium")
+    assert precision["cell"] == ["gru"] and precision["seed"] == [str(s) for s in range(10)]
+    excite = _axes("precision_excite", "medium")
+    assert excite["cell"] == ["gru"] and excite["seed"] == [str(s) for s in range(5)]
+    multi = _axes("multistability_curves", "medium")
+    assert len(multi["cell"]) == 7 and len(multi["seed"]) == 5
+    cfg = compose_config(["+figure=precision", "+scale=medium", "+figure/benchmark=denoising"])
+    assert (cfg.benchmark.seq_length, cfg.benchmark.train_size, cfg.trainer.max_epochs) == (
+        300, 16000, 7)
+    assert _axes("precision", "cpu")["cell"] == ["gru", "lstm"]  # the cpu grid as it was
+
+
 def test_the_grid_is_the_product_of_the_axes_in_launch_order():
     jobs = sweep_jobs("multistability_curves", "smoke")
     assert jobs[:2] == [["+figure/benchmark=copy", "cell=gru", "warmup=none", "seed=0"],
