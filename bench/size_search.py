@@ -202,9 +202,11 @@ def write_table(args) -> None:
             "epoch budget: the seeds whose held-out validation metric at that epoch meets the "
             "bar (denoising: MSE below 0.1; sequential digits: accuracy at least 0.5), per "
             "variant. *Decides*: the baseline (none) fails in at least 80 % of the seeds and "
-            "full or partial warm-up succeeds in at least 60 %. *Minutes a run*: the mean wall "
-            "time of a run cut at that budget (2 runs at once, 1 thread each, on the machine "
-            "that made them). Method and caveats: bench/size_search.py.", ""]
+            "full or partial warm-up succeeds in at least 60 %. *L / black*: the sequence length "
+            "(denoising) or the black pixels after the 64 (digits). *Minutes a run*: the mean "
+            "wall time of its runs, scaled to that budget, on the machine that made them, "
+            "which ran 2 to 5 of them at once on 2 cores: a rough cost, not a benchmark. "
+            "Method and caveats: bench/size_search.py.", ""]
     text += table(rows, budgets)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
