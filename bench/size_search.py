@@ -47,20 +47,18 @@ def authors(args) -> None:
     Adam 1e-3, batch 32, their 80/20 split); appends a JSON line to ``--out``."""
     import contextlib
     import io
-    import types
 
     import numpy as np
     import torch
 
-    path = Path(args.authors)
-    if not (path / "models_pytorch" / "models.py").exists():
-        sys.exit(f"error: --authors {path}: no models_pytorch/models.py there; give a checkout of "
-                 "github glambrechts/warmup (bench/authors_patch.sh makes it run)")
-    stub = types.SimpleNamespace(init=lambda **k: None, log=lambda *a, **k: None, summary={})
-    sys.modules.setdefault("wandb", stub)
-    sys.path.insert(0, str(path))
+    import importlib.util
+
+    # bench/bench.py's loader checks the checkout, stands in for wandb and puts it on sys.path
+    spec = importlib.util.spec_from_file_location("bench_speed", ROOT / "bench" / "bench.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    Model = speed.load_authors(Path(args.authors))[0]
     import datasets as their
-    from models_pytorch.models import Model
     from models_pytorch.utils import set_seed
 
     torch.set_num_threads(1)
@@ -167,10 +165,10 @@ def table(rows: list[dict], budgets: list[int]) -> list[str]:
         for budget in budgets:
             shares, seeds = {}, set()
             for v in VARIANTS:
-                outcomes = [solved(r, budget) for r in sel if r["variant"] == v]
-                outcomes = [o for o in outcomes if o is not None]
-                shares[v] = (sum(outcomes), len(outcomes))
-                seeds |= {r["seed"] for r in sel if r["variant"] == v and solved(r, budget) is not None}
+                outcomes = {r["seed"]: solved(r, budget) for r in sel if r["variant"] == v}
+                outcomes = {seed: o for seed, o in outcomes.items() if o is not None}
+                shares[v] = (sum(outcomes.values()), len(outcomes))
+                seeds |= outcomes.keys()
             if not any(n for _, n in shares.values()):
                 continue
             k0, n0 = shares["none"]
