@@ -127,19 +127,41 @@ def quote(value: str) -> str:
 
 class Progress:
     """One line per finished job, ``[done/total] sweep-name  run-name  12 s  test/loss ...``,
-    with an estimate of the time left from the jobs finished so far. The jobs say when they
-    end: Hydra calls ``src.callbacks.JobDone`` at the end of each, which prints ``job-done: NAME
-    SECONDS s METRICS`` (or ``job-reused: NAME`` for a run found complete)."""
+    with an estimate of the time left. The jobs say when they end: Hydra calls
+    ``src.callbacks.JobDone`` at the end of each, which prints ``job-done: NAME SECONDS s
+    METRICS`` (or ``job-reused: NAME`` for a run found complete).
 
-    def __init__(self, total: int, done: int):
+    ``plan``: per sweep, the jobs left and their estimated wall seconds at the jobs run at
+    once (:func:`sweep_plan`, what ``--plan`` prints). The time left is the plan of the jobs
+    not yet finished, times how the plan has fared so far (wall time over planned time of the
+    finished jobs, shrunk towards 1 over the first minutes so that one slow start does not
+    double it). Without a plan for every sweep left, it is the mean wall time of the jobs
+    finished so far times the jobs left, which misjudges sweeps of unequal jobs."""
+
+    SHRINK_S = 300.0  # seconds of wall and of plan added to both sides of the ratio
+
+    def __init__(self, total: int, done: int,
+                 plan: dict[str, tuple[int, float | None]] | None = None):
         self.total, self.done = total, done
         self.started, self.trained = time.time(), 0
+        self.left = {f: n for f, (n, _) in (plan or {}).items()}
+        self.each = {f: (s / n if s is not None and n else None)
+                     for f, (n, s) in (plan or {}).items()}
+        self.planned_done = 0.0
+
+    def left_seconds(self) -> float | None:
+        elapsed = time.time() - self.started
+        planned = [(n, self.each.get(f)) for f, n in self.left.items() if n]
+        if self.left and all(each is not None for _, each in planned):
+            ratio = (elapsed + self.SHRINK_S) / (self.planned_done + self.SHRINK_S)
+            return ratio * sum(n * each for n, each in planned)
+        if not self.trained:
+            return None
+        return (self.total - self.done) * elapsed / self.trained
 
     def eta(self) -> str:
-        if not self.trained:
-            return ""
-        left = (self.total - self.done) * (time.time() - self.started) / self.trained
-        return f"  (~{left / 60:.0f} min left)" if left >= 60 else ""
+        left = self.left_seconds()
+        return f"  (~{left / 60:.0f} min left)" if left is not None and left >= 60 else ""
 
     def line(self, figure: str, text: str) -> None:
         """Count and print the job that ``text`` (a line of the sweep's output) says ended."""
@@ -148,6 +170,9 @@ class Progress:
         name, seconds, _, metrics = (text[len("job-done: "):].rstrip("\n").split(" ", 3)
                                      + ["", "", ""])[:4]
         self.done, self.trained = self.done + 1, self.trained + 1
+        if self.left.get(figure):
+            self.left[figure] -= 1
+            self.planned_done += self.each[figure] or 0.0
         print(f"  [{self.done:>{len(str(self.total))}}/{self.total}] {figure}  "
               f"{name:<28} {float(seconds or 0):4.0f} s  {metrics}{self.eta()}", flush=True)
 
@@ -241,24 +266,34 @@ def plan_seconds(jobs: list[list[str]], finished: list[tuple[dict, float]],
     return total, where
 
 
-def print_plan(uri: str, experiment: str, scale: str, jobs: dict[str, list[str]],
-               done: set[str], parallel: int) -> None:
-    """Per sweep: jobs, complete, and the time left (:func:`plan_seconds`), at ``parallel``
-    jobs at once."""
+def sweep_plan(uri: str, experiment: str, scale: str, jobs: dict[str, list[str]],
+               done: set[str], parallel: int) -> dict[str, tuple[int, float | None, str]]:
+    """Per sweep: the jobs left, their wall seconds at ``parallel`` jobs at once
+    (:func:`plan_seconds`; ``None``: no estimate) and how they were estimated."""
     hints = JOB_SECONDS.get(scale)
-    total_s, unknown = 0.0, []
+    plan = {}
     for f, digests in jobs.items():
         left = [job for job, d in zip(sweep_jobs(f, scale), digests) if d not in done]
         finished = [(r.data.tags, ((r.info.end_time or r.info.start_time) - r.info.start_time)
                      / 1000) for r in completed_runs(uri, experiment, f)]
         hint = hints.get(f) if isinstance(hints, dict) else hints
         seconds, where = plan_seconds(left, finished, hint)
+        plan[f] = (len(left), None if seconds is None else seconds / parallel, where)
+    return plan
+
+
+def print_plan(jobs: dict[str, list[str]], plan: dict[str, tuple[int, float | None, str]],
+               parallel: int) -> None:
+    """Per sweep: jobs, complete, and the time left (:func:`sweep_plan`)."""
+    total_s, unknown = 0.0, []
+    for f, digests in jobs.items():
+        left, seconds, where = plan[f]
         if seconds is None:
             unknown.append(f)
         else:
-            total_s += seconds / parallel
-        print(f"  {f}: {len(digests)} jobs, {len(digests) - len(left)} complete, {len(left)} to run"
-              + (f", ~{seconds / parallel / 60:.0f} min ({seconds / len(left):.0f} s a job, "
+            total_s += seconds
+        print(f"  {f}: {len(digests)} jobs, {len(digests) - left} complete, {left} to run"
+              + (f", ~{seconds / 60:.0f} min ({seconds * parallel / left:.0f} s a job, "
                  f"{where}, {parallel} at once)" if seconds and left else ""))
     print(f"estimate: ~{total_s / 60:.0f} min of sweeps at {parallel} jobs at once, plus about a "
           "minute of figures" + (f"; no estimate for {', '.join(unknown)}" if unknown else ""))
@@ -422,11 +457,13 @@ def main(argv=None) -> int:
         print(f"reproduce, scale {scale}: {len(figures)} sweeps, {total} jobs, "
               f"{sum(complete.values())} already complete; runs in experiment '{experiment}' "
               f"at {uri}", flush=True)
+        plan = sweep_plan(uri, experiment, scale, jobs, done, args.jobs)
         if args.plan:
-            print_plan(uri, experiment, scale, jobs, done, args.jobs)
+            print_plan(jobs, plan, args.jobs)
             return 0
         tracking.prepare_store(uri, experiment)
-        progress = Progress(total, sum(complete.values()))
+        progress = Progress(total, sum(complete.values()),
+                            {f: (n, s) for f, (n, s, _) in plan.items()})
         for k, figure in enumerate(figures, 1):
             size, log = len(jobs[figure]), work / "logs" / f"{figure}.log"
             if complete[figure] == size:

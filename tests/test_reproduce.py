@@ -488,3 +488,34 @@ def test_plan_counts_each_job_at_the_time_of_its_kind():
     assert plan_seconds([job, job], [], hint=9.0) == (18.0, "the scale's measured mean")
     assert plan_seconds([job], [], hint=None) == (None, "no estimate")
     assert plan_seconds([], finished, hint=None) == (0.0, "")
+
+
+def test_progress_time_left_follows_the_plan_of_the_jobs_left(monkeypatch, capsys):
+    """The progress line's time left is the plan of the jobs not yet finished (slow sweeps
+    count as slow before any of their jobs ran), corrected by how the plan fared so far; with
+    no plan it extrapolates the jobs finished."""
+    import src.reproduce as rp
+
+    clock = [1000.0]
+    monkeypatch.setattr(rp.time, "time", lambda: clock[0])
+    # 2 fast jobs (10 s each at the jobs run at once) then 3 slow ones (100 s each)
+    progress = rp.Progress(5, 0, {"fast": (2, 20.0), "slow": (3, 300.0)})
+    assert progress.left_seconds() == 320.0
+    clock[0] += 10.0
+    progress.line("fast", "job-done: a 10 s test/loss 0.5\n")
+    assert progress.left_seconds() == 310.0  # on plan: the ratio is 1
+    clock[0] += 10.0 + 2 * 100.0  # the rest of the plan so far, 100 s late
+    progress.line("fast", "job-done: b 10 s test/loss 0.5\n")
+    progress.line("slow", "job-done: c 200 s test/loss 0.5\n")
+    ratio = (220.0 + rp.Progress.SHRINK_S) / (120.0 + rp.Progress.SHRINK_S)
+    assert progress.left_seconds() == pytest.approx(ratio * 200.0)
+    assert "[3/5] slow  c" in capsys.readouterr().out
+    assert progress.eta() == f"  (~{ratio * 200.0 / 60:.0f} min left)"
+
+    unplanned = rp.Progress(5, 1)
+    assert unplanned.left_seconds() is None and unplanned.eta() == ""
+    clock[0] += 60.0
+    unplanned.line("x", "job-done: d 60 s test/loss 0.5\n")
+    assert unplanned.left_seconds() == 3 * 60.0
+    unplanned.line("x", "job-reused: e\n")  # a reused run is not a finished job
+    assert unplanned.done == 2
