@@ -41,15 +41,15 @@ CONF = ROOT / "conf"
 #: (a typical job of the scale) or one per sweep. Jobs run 2 at once, 1 thread each, on the
 #: 2-core AMD EPYC the docs' results come from. cpu: the full cpu reproduce of commit ea16ba9
 #: (2026-12-06; 110.9 min of jobs, 59.4 min wall); smoke: 44 jobs in about 65 s (2026-11-30);
-#: medium: copy, memory horizon and T-Maze as cpu; precision and excite from the size search's
-#: runs at the medium sizes (bench/size_search.py), scaled to 2 jobs at once. Kept here, not in
+#: medium: the full medium reproduce of commits 87d06c9-9c6f3f6 (2026-12-06/07; 107.2 min
+#: wall), each sweep's wall time over its jobs, times the 2 jobs run at once. Kept here, not in
 #: conf/scale/, so that it never enters a run's config (and its digest).
 JOB_SECONDS: dict[str, float | dict[str, float]] = {
     "cpu": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 40.0,
             "precision_excite": 64.1, "tmaze": 27.9},
     "smoke": 1.5,
-    "medium": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 125.0,
-               "precision_excite": 160.0, "tmaze": 27.9},
+    "medium": {"memory_horizon": 5.6, "multistability_curves": 5.8, "precision": 113.6,
+               "precision_excite": 174.9, "tmaze": 23.8},
 }
 
 
