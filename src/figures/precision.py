@@ -25,7 +25,7 @@ def make(runs, out):
     if not runs:
         return nothing("precision", SWEEPS)
     benchmarks = order({r.benchmark for r in runs})
-    fig, axes = plt.subplots(1, len(benchmarks), figsize=(5 * len(benchmarks), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(5 * len(benchmarks), 4.3), squeeze=False)
     for ax, bench in zip(axes[0], benchmarks):
         sel = [r for r in runs if r.benchmark == bench]
         values = {}
@@ -37,10 +37,15 @@ def make(runs, out):
         better = "higher" if sel[0].classification else "lower"
         ax.set_title(bench)
         ax.set_ylabel(f"{metric} ({better} is better)")
-    axes[0][0].legend(fontsize=8)
+    legend = {}  # every panel's variants (excite runs only on some benchmarks), once each
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=8,
+               frameon=False)  # below the panels, where it hides no bar
     fig.suptitle("Final test metric: warm-up, partial warm-up and the parallel structure",
                  fontsize=10)
-    return save(fig, out, "precision")
+    return save(fig, out, "precision", rect=(0, 0.11, 1, 1))
 
 
 if __name__ == "__main__":
