@@ -47,8 +47,8 @@ test: $(VENV)/.installed-dev  ## the test suite (what CI runs), one pytest-xdist
 # Started by the tests themselves and stopped at the end: a one-node SLURM cluster (root, and
 # apt-get install slurm-wlm munge), an MLflow server, headless Chromium (chromium chromium-driver).
 # .ci/run installs the packages and runs this after `make test`.
-test-cluster: $(VENV)/.installed-dev  ## sweeps and the smoke reproduce as SLURM jobs into an MLflow server, the UI in Chromium, the real MNIST fetch (about 7 min)
-	$(PY) -m pytest -m 'cluster or network' tests/test_cluster.py tests/test_ui.py tests/test_mnist_data.py
+test-cluster: $(VENV)/.installed-dev  ## sweeps and the smoke reproduce as SLURM jobs into an MLflow server, the UI in Chromium, the real MNIST fetch, a build under a path with a space (about 7 min)
+	$(PY) -m pytest -m 'cluster or network or build' tests/test_cluster.py tests/test_ui.py tests/test_mnist_data.py tests/test_cells.py
 
 ui-picture: $(VENV)/.installed-dev  ## the UI test, then its runs-table screenshot as docs/mlflow-runs-table.png
 	UPDATE_UI_PICTURE=1 $(PY) -m pytest -m cluster tests/test_ui.py

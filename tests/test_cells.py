@@ -556,3 +556,31 @@ def test_without_a_compiler_the_cells_fall_back_with_one_warning(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["8", "8", "8"]
     assert proc.stderr.count("C++ time loops (src/cells/native.cpp) are not used") == 1
+    log = tmp_path / "warmup_rnn_native" / "build-error.log"
+    assert f"the whole message: {log}" in proc.stderr and log.stat().st_size > 0
+
+
+@pytest.mark.build
+def test_the_loops_build_from_a_checkout_under_a_path_with_a_space(tmp_path):
+    """A real build (about 15 s) as in a checkout under a folder named with a space and a
+    non-ASCII letter, whose .venv holds torch: src/ copied there, torch's packages reached
+    through a link there, a fresh build folder there. The loops link and load, and a cell
+    uses them. (Before the fix: `ld: cannot find ...`, torch's -L folder being unquoted.)"""
+    import subprocess
+    import sys
+
+    root = tmp_path / "my projects" / "warm-up ü"
+    shutil.copytree(Path(__file__).parents[1] / "src", root / "src",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "site packages").symlink_to(Path(torch.__file__).parents[1])
+    code = ("import torch; from src.cells import GRU, native; "
+            "assert ' ' in torch.__file__, torch.__file__; ok = native.load(); "
+            "print(ok, GRU(3, 8)(torch.randn(5, 2, 3))[0].shape[-1], native._state.get('why'))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "site packages")]),
+           "TORCH_EXTENSIONS_DIR": str(root / ".venv" / "torch extensions")}
+    env.pop("WARMUP_NATIVE", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[:2] == ["True", "8"], proc.stdout + proc.stderr[-2000:]
+    assert "not used" not in proc.stderr

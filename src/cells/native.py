@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -151,18 +152,71 @@ def load(verbose: bool = False) -> bool:
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         except ImportError:
             pass
-        cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O3", "-fno-trapping-math"],
-                           is_python_module=False, build_directory=build_directory(),
-                           verbose=verbose)
+        folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
+        with quoted_torch_lib(cpp_extension):
+            cpp_extension.load(NAME, [str(source_in(folder))],
+                               extra_cflags=["-O3", "-fno-trapping-math"], is_python_module=False,
+                               build_directory=str(folder), verbose=verbose)
         if not torch.ops.warmup_rnn.available():
             raise RuntimeError("this torch build exports no sgemm_ for the loops' products")
         _state.update(ok=True, why="")
     except Exception as err:  # no compiler, no ninja, a failed build: the Python loops
-        why = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        why = failure(err)
         _state.update(ok=False, why=why)
         warnings.warn(f"the C++ time loops (src/cells/native.cpp) are not used ({why}); "
                       "the cells run their Python loops: the same results, slower", stacklevel=2)
     return _state["ok"]
+
+
+@contextmanager
+def quoted_torch_lib(cpp_extension):
+    """torch's own library folder, shell-quoted while the build file is written: torch quotes
+    its include folders in ninja's build file but not its ``-L`` folder, so a virtual
+    environment under a path with a space (a checkout named so, whose ``.venv`` holds torch)
+    fails to link (``ld: cannot find ...``)."""
+    import shlex
+
+    plain = cpp_extension.TORCH_LIB_PATH
+    cpp_extension.TORCH_LIB_PATH = shlex.quote(plain)
+    try:
+        yield
+    finally:
+        cpp_extension.TORCH_LIB_PATH = plain
+
+
+def source_in(folder: Path) -> Path:
+    """``native.cpp`` copied into the build folder, where the build reads it, so that the build
+    file names it by a short path whatever the checkout's (ninja escapes spaces in it; the copy
+    keeps other characters of a checkout's path out of the build). The copy is rewritten only
+    when the source changed, so that ninja rebuilds only then."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / SOURCE.name
+    text = SOURCE.read_bytes()
+    if not copy.exists() or copy.read_bytes() != text:
+        tmp = copy.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(text)
+        os.replace(tmp, copy)
+    return copy
+
+
+def failure(err: BaseException) -> str:
+    """Why the build failed, in one line: the compiler's (or ninja's) first error line, and
+    the file the whole message is written to (beside the build)."""
+    text = str(err).strip()
+    if not text:
+        return type(err).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = next((line for key in ("error:", "FAILED:") for line in lines if key in line),
+                 lines[-1])
+    try:
+        from torch.utils import cpp_extension
+
+        folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
+        log = folder / "build-error.log"
+        log.write_text(text + "\n")
+        return f"{first}; the whole message: {log}"
+    except Exception:  # the folder cannot be written: the first line alone
+        return first
 
 
 @torch.inference_mode(False)
