@@ -20,7 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from pytorch_lightning.loggers import MLFlowLogger
 
 from src import machine, tracking
@@ -260,6 +261,21 @@ def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> dict
             "warmup/vaa_star_last": star, "warmup/horizon_last": horizon}
 
 
+#: A supervised stage whose mean training loss over an epoch exceeds this has diverged: chance
+#: is an MSE of about 1 (copy, denoising) or a cross-entropy of 2.3 (10 classes), and the
+#: largest epoch loss of every run of the cpu reproduce was below 3 (docs/usage.md, "When a
+#: run diverges").
+DIVERGED = 1e3
+
+
+def divergence_guard() -> EarlyStopping:
+    """Lightning's own early stopping, used only for divergence: it stops the fit at the end
+    of an epoch whose training loss is not finite or above :data:`DIVERGED` (never for
+    patience), and :func:`fit_and_test` then raises."""
+    return EarlyStopping(monitor="train/loss", mode="min", patience=10**9, check_finite=True,
+                         divergence_threshold=DIVERGED, check_on_train_epoch_end=True)
+
+
 def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, logger,
                  out_dir: Path, resume: Path | None = None,
                  logged_until: tuple[int, int] = (0, 0)) -> dict:
@@ -272,9 +288,16 @@ def fit_and_test(cfg: DictConfig, dm, net: StackedRNN, meter: VAAMeter | None, l
         dirpath=resume if resume is not None else out_dir / "checkpoints", filename="best",
         monitor="val/loss", mode="min", save_top_k=1, save_last=resume is not None,
         save_on_train_epoch_end=True, enable_version_counter=False)
-    trainer = make_trainer(cfg, logger, out_dir, callbacks=[checkpoints],
+    guard = divergence_guard()
+    trainer = make_trainer(cfg, logger, out_dir, callbacks=[checkpoints, guard],
                            max_epochs=cfg.trainer.max_epochs)
     trainer.fit(sup, datamodule=dm, ckpt_path="last" if resume is not None else None)
+    if guard.stopping_reason in (EarlyStoppingReason.DIVERGENCE_THRESHOLD,
+                                 EarlyStoppingReason.NON_FINITE_METRIC):
+        loss = float(trainer.callback_metrics.get("train/loss", float("nan")))
+        raise FloatingPointError(
+            f"supervised loss diverged: train/loss {loss:.3g} at epoch {guard.stopped_epoch + 1} "
+            f"(above {DIVERGED:g}): lower trainer.lr (now {cfg.trainer.lr})")
     trainer.test(sup, datamodule=dm, ckpt_path="best", verbose=False)
     logger.log_metrics(sup.test_metrics, step=cfg.trainer.max_epochs)
     result = dict(sup.test_metrics, best_checkpoint=checkpoints.best_model_path)

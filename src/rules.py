@@ -23,36 +23,43 @@ class Refusal(ValueError):
 class Rule:
     test: Callable[[object], bool]
     says: str  # what follows ``KEY=VALUE`` in the refusal: "must be in [0, 1]"
+    bad: object = None  # a value the rule refuses, as typed on the command line (the tests')
 
     def check(self, key: str, value: object) -> None:
         """Raise :class:`Refusal` ``KEY=VALUE <says>`` unless ``value`` passes."""
         if not self.test(value):
-            raise Refusal(f"{key}={value} {self.says}")
+            shown = repr(value) if isinstance(value, str) and not value.strip() else value
+            raise Refusal(f"{key}={shown} {self.says}")
 
 
 def at_least(low: int) -> Rule:
-    return Rule(lambda v: v >= low, f"must be >= {low}")
+    return Rule(lambda v: v >= low, f"must be >= {low}", low - 1)
 
 
 def one_of(names: tuple[str, ...]) -> Rule:
-    return Rule(lambda v: v in names, f"must be one of {', '.join(names)}")
+    return Rule(lambda v: v in names, f"must be one of {', '.join(names)}", "nonesuch")
 
 
 def integer(rule: Rule) -> Rule:
     """``rule`` for a Python int (not a bool): what a library argument gets, which no schema
     has typed."""
     return Rule(lambda v: isinstance(v, int) and not isinstance(v, bool) and rule.test(v),
-                rule.says.replace("must be", "must be an integer", 1))
+                rule.says.replace("must be", "must be an integer", 1), rule.bad)
 
 
 def or_null(rule: Rule, meaning: str) -> Rule:
     """``rule``, or null, which means ``meaning``."""
-    return Rule(lambda v: v is None or rule.test(v), f"{rule.says} or null ({meaning})")
+    return Rule(lambda v: v is None or rule.test(v), f"{rule.says} or null ({meaning})", rule.bad)
 
 
-POSITIVE = Rule(lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0")
-FRACTION = Rule(lambda v: 0 <= v <= 1, "must be in [0, 1]")
-SHARE = Rule(lambda v: 0 < v <= 1, "must be in (0, 1]")
+POSITIVE = Rule(lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0", 0)
+FRACTION = Rule(lambda v: 0 <= v <= 1, "must be in [0, 1]", 1.5)
+SHARE = Rule(lambda v: 0 < v <= 1, "must be in (0, 1]", 0)
+#: ``seed``: what numpy's and Lightning's seeding accept.
+SEED = Rule(lambda v: 0 <= v <= 2**32 - 1,
+            "must be in [0, 4294967295] (what numpy and Lightning can seed)", -1)
+#: A name (``mlflow.experiment``): not empty, not blank.
+NAME = Rule(lambda v: isinstance(v, str) and v.strip() != "", "must be a name, not blank", "' '")
 #: ``warmup.method``: ``paper``, the published algorithm (the default), or ``excite``, this
 #: project's construction (src/warmup.py).
 METHODS = ("paper", "excite")

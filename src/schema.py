@@ -22,7 +22,8 @@ from omegaconf import MISSING, DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from src import rules
-from src.rules import ACCELERATORS, FRACTION, METHODS, POSITIVE, SHARE, at_least, one_of, or_null
+from src.rules import (ACCELERATORS, FRACTION, METHODS, NAME, POSITIVE, SEED, SHARE, at_least,
+                       one_of, or_null)
 
 
 def key(rule: rules.Rule | None = None, default: Any = MISSING) -> Any:
@@ -74,14 +75,14 @@ class VAAConf:
 
 @dataclass
 class MLflowConf:
-    tracking_uri: Optional[str] = None
-    experiment: str = MISSING
+    tracking_uri: Optional[str] = None  # checked by src/tracking.py (the schemes MLflow accepts)
+    experiment: str = key(NAME)
     skip_finished: bool = MISSING
 
 
 @dataclass
 class Config:
-    seed: int = MISSING
+    seed: int = key(SEED)
     cell: Any = MISSING
     benchmark: Any = MISSING
     net: NetConf = field(default_factory=NetConf)

@@ -50,21 +50,48 @@ def artifact_location(uri: str) -> str | None:
     return (db.parent / "mlartifacts").resolve().as_uri()
 
 
+#: The SQLAlchemy database schemes MLflow takes as a tracking store (with or without a
+#: ``+driver``), and the port each listens on by default.
+DATABASES = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+#: The package that provides a database driver module, where its name differs.
+DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary",
+                   "MySQLdb": "mysqlclient", "pymysql": "pymysql", "pyodbc": "pyodbc",
+                   "pymssql": "pymssql"}
+
+
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
-    """For a server URI (``http(s)://``), raise a one-line ``ConnectionError`` unless the server
-    answers within ``timeout`` seconds (any HTTP answer counts). A store other than an SQLite
-    file or a server (MLflow's file store: ``file:``, a bare path) gets a one-line
-    ``ValueError``: MLflow 3 no longer writes runs there."""
+    """Refuse, in one line, a tracking URI that cannot work, before anything runs:
+
+    * ``sqlite:///PATH`` (the embedded store) passes;
+    * ``http(s)://`` (an MLflow server) must answer within ``timeout`` seconds (any HTTP answer
+      counts), else ``ConnectionError``;
+    * a SQLAlchemy database URI (``postgresql://``, ``mysql://``, ``mssql://``, each with or
+      without ``+driver``) needs its driver installed (:class:`~src.rules.Refusal` naming the
+      package) and its server to accept a connection within ``timeout`` (``ConnectionError``);
+    * anything else, MLflow's file store (``file:``, a bare path) included, is a ``Refusal``:
+      MLflow 3 no longer writes runs there."""
+    from src.rules import Refusal
+
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    dialect = scheme.split("+", 1)[0]
+    if uri.startswith("sqlite:///"):
+        return
+    if scheme in ("http", "https"):
+        return check_server(uri, timeout)
+    if dialect in DATABASES:
+        return check_database(uri, dialect, timeout)
+    what = ("MLflow's file store is not supported (MLflow 3 refuses to write runs to it)"
+            if scheme in ("", "file") else f"{scheme}:// is not a store this project can use")
+    raise Refusal(
+        f"mlflow.tracking_uri={uri}: {what}; use sqlite:///PATH/mlflow.db, a server's "
+        "http://host:port, a database (postgresql://, mysql://, mssql://), or leave it unset "
+        "for the embedded store outputs/mlflow.db")
+
+
+def check_server(uri: str, timeout: float) -> None:
     import urllib.error
     import urllib.request
 
-    if not uri.startswith(("http://", "https://", "sqlite:///")):
-        raise ValueError(
-            f"mlflow.tracking_uri={uri}: MLflow's file store is not supported (MLflow 3 refuses "
-            "to write runs to it); use sqlite:///PATH/mlflow.db, a server's http://host:port, or "
-            "leave it unset for the embedded store outputs/mlflow.db")
-    if not uri.startswith(("http://", "https://")):
-        return
     try:
         urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
     except urllib.error.HTTPError:
@@ -75,6 +102,49 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
             f"mlflow.tracking_uri={uri}: no tracking server answers there ({reason}); start it "
             "(mlflow server --host ... --port ...) or leave mlflow.tracking_uri unset for the "
             "embedded store") from None
+
+
+def shown_uri(uri: str) -> str:
+    """``uri`` with its password masked, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except Exception:
+        return uri.split("@")[-1]
+
+
+def check_database(uri: str, dialect: str, timeout: float) -> None:
+    """A database store: its driver importable, its server accepting a connection."""
+    import socket
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from src.rules import Refusal
+
+    shown = shown_uri(uri)
+    try:
+        url = make_url(uri)
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise Refusal(f"mlflow.tracking_uri={shown}: not a database URI SQLAlchemy reads "
+                      f"({str(err).splitlines()[0]}); write {dialect}://USER:PASSWORD@HOST:PORT/"
+                      "DATABASE") from None
+    except ImportError as err:
+        module = (err.name or str(err).split("'")[1] if "'" in str(err) else "").split(".")[0]
+        package = DRIVER_PACKAGES.get(module, module)
+        raise Refusal(f"mlflow.tracking_uri={shown}: the database driver for {url.drivername} is "
+                      f"not installed (no module {module!r}): pip install '{package}' into the "
+                      "project's environment (or name an installed driver: "
+                      f"{dialect}+DRIVER://...)") from None
+    host, port = url.host or "localhost", url.port or DATABASES[dialect]
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ConnectionError(
+            f"mlflow.tracking_uri={shown}: no database answers at {host}:{port} ({err}); start "
+            "it, or leave mlflow.tracking_uri unset for the embedded store") from None
 
 
 #: MLflow 3.17's UI opens every experiment in its GenAI view unless the URL (or the browser's

@@ -199,7 +199,8 @@ def test_cli_multirun_makes_one_named_run_per_job(tmp_path, store):
 @pytest.mark.parametrize("args,expected", [
     (["net.hidden_size=abc"], "net.hidden_size='abc': Value 'abc' of type 'str' could not be"),
     (["warmup.fraction=1.5"], "warmup.fraction=1.5 must be in [0, 1]"),
-    (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent"], "train-images-idx3-ubyte"),
+    (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent", "benchmark.download=false"],
+     "train-images-idx3-ubyte"),
     (["cell=brc", "warmup.method=excite", "warmup.gain=4"], "cell BRC declares no excitation block"),
     pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu: torch 2.13.0",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
@@ -220,14 +221,16 @@ def test_cli_bad_input_fails_fast_on_one_line_and_leaves_no_run(tmp_path, store,
 
 def test_stores_and_devices_that_cannot_work_are_refused_in_one_line():
     """MLflow's file store (MLflow 3 refuses it) and an accelerator Lightning does not know:
-    one line each, saying what to use instead."""
+    one line each, saying what to use instead, as the Refusal the command line says in one
+    line (a plain ValueError would be a traceback there)."""
     from src import tracking
+    from src.rules import Refusal
 
     for uri in ("file:///tmp/mlruns", "/tmp/mlruns"):
-        with pytest.raises(ValueError, match="file store is not supported.*sqlite:///"):
+        with pytest.raises(Refusal, match="file store is not supported.*sqlite:///"):
             tracking.check_reachable(uri)
     tracking.check_reachable("sqlite:////tmp/x.db")  # the embedded store passes
-    with pytest.raises(ValueError, match="trainer.accelerator=gpus must be one of auto, cpu"):
+    with pytest.raises(Refusal, match="trainer.accelerator=gpus must be one of auto, cpu"):
         check_config(compose_config(["trainer.accelerator=gpus"]))
 
 
@@ -284,7 +287,9 @@ def test_git_sha_is_dirty_with_untracked_sources(tmp_path):
     ("warmup.fraction=1.5", "warmup.fraction=1.5 must be in [0, 1]"),
 ])
 def test_check_config_refuses_values_out_of_range_in_one_line(override, expected):
-    with pytest.raises(ValueError) as err:
+    from src.rules import Refusal
+
+    with pytest.raises(Refusal) as err:
         check_config(compose_config([override]))
     assert str(err.value) == expected
 
@@ -456,16 +461,22 @@ def test_an_unreachable_tracking_server_is_one_line_quickly():
     tracking.check_reachable("sqlite:///nowhere.db")  # stores other than servers pass
 
 
-def test_a_diverged_run_is_one_line_and_failed(tmp_path, store):
-    """trainer.lr=1e30: one line naming the stage, the step and the knob; the run FAILED.
+@pytest.mark.parametrize("lr, said", [
+    ("1e30", "supervised loss became inf at epoch 1"),  # non-finite within the first batches
+    ("1e9", "supervised loss diverged: train/loss"),  # finite, orders of magnitude too large
+])
+def test_a_diverged_run_is_one_line_and_failed(tmp_path, store, lr, said):
+    """A learning rate that blows the loss up: exit 1, one line naming the stage and the
+    knob, the run FAILED. A loss that stays finite but explodes (lr 1e9: about 1e19 after an
+    epoch) is caught by Lightning's EarlyStopping at DIVERGED; a non-finite one at once.
     (A non-finite learning rate is refused before the run: the ranges are the schema's.)"""
     uri, client = store
-    proc = run_cli(["warmup=full", *tiny(), "trainer.lr=1e30", f"mlflow.tracking_uri={uri}",
+    proc = run_cli(["warmup=full", *tiny(), f"trainer.lr={lr}", f"mlflow.tracking_uri={uri}",
                     f"hydra.run.dir={tmp_path / 'run'}"])
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert "supervised loss became inf at epoch 1" in errors[0] and "lower trainer.lr" in errors[0]
+    assert said in errors[0] and "lower trainer.lr" in errors[0]
     (run,) = client.search_runs([client.get_experiment_by_name("warmup").experiment_id])
     assert run.info.status == "FAILED" and "completed" not in run.data.tags
 
