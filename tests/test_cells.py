@@ -433,19 +433,43 @@ def needs_cpp_loops():
     return native
 
 
+#: Cells whose fast path hands whole sequences to torch's own kernel (the LSTMs): they reach
+#: their C++ loop only with lengths, on sequences shorter than MIN_SEGMENT steps per sample.
+SEQUENCE_KERNEL = [name for name in NATIVE if make(name).has_sequence_kernel]
+#: (cell, with lengths) pairs whose C++ loop runs: the LSTMs without lengths never do.
+CPP_CASES = [(name, lengths) for name in NATIVE for lengths in (True, False)
+             if lengths or name not in SEQUENCE_KERNEL]
+
+
 def float32_pairs(name, batch, width, with_lengths, seed=3):
     """(C++ loop, Python loop) pairs of outputs, final state, every gradient (one weight
-    frozen, as for the warmed/plain split) and the no-grad constant-input outputs."""
+    frozen, as for the warmed/plain split) and the no-grad constant-input outputs. 23 steps,
+    or for the LSTMs fewer than MIN_SEGMENT a sample, so that their C++ loop runs, not
+    torch's kernel (asserted)."""
     native = needs_cpp_loops()
     cell = make(name, h=width).float()
-    if cell.has_sequence_kernel and not with_lengths:
-        pytest.skip("without lengths the LSTMs run torch.lstm, not the C++ loop")
+    steps = 23
+    if cell.has_sequence_kernel:
+        assert with_lengths, "without lengths the LSTMs run torch's kernel, not the C++ loop"
+        steps = min(23, MIN_SEGMENT * batch - 1)
     cell.weight_ih.requires_grad_(False)
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(23, batch, I, generator=g)
+    x = torch.randn(steps, batch, I, generator=g)
     state = tuple(torch.randn(batch, width, generator=g) for _ in range(cell.state_size))
     lengths = torch.tensor([23, 0, 5, 17, 40, 1] * 6)[:batch] if with_lengths else None
-    return native.compare(cell, x, state, lengths)
+    from unittest import mock
+
+    real, used = native.ops, []
+
+    def counted(*args, **kwargs):
+        found = real(*args, **kwargs)
+        used.append(found is not None and native._state.get("use", True))
+        return found
+
+    with mock.patch.object(native, "ops", counted):
+        pairs = native.compare(cell, x, state, lengths)
+    assert any(used), f"{name}: the C++ loop never ran"
+    return pairs
 
 
 def test_the_cpp_loops_are_built_and_used_here():
@@ -466,8 +490,8 @@ def test_the_cpp_loops_are_built_and_used_here():
 
 
 @pytest.mark.parametrize("batch,width", [(1, 1), (2, 7), (6, 37), (33, 64)])
-@pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
-@pytest.mark.parametrize("name", NATIVE)
+@pytest.mark.parametrize("name,with_lengths", CPP_CASES,
+                         ids=[f"{n}-{'lengths' if w else 'full'}" for n, w in CPP_CASES])
 def test_cpp_loop_agrees_with_the_python_loop(name, with_lengths, batch, width):
     """The same equations: float32 results within float32 rounding of the Python loop,
     forwards, backwards and without gradients, with lengths (some 0, some past the end), at

@@ -352,6 +352,27 @@ def test_the_schema_accepts_what_the_configs_use():
     assert cfg.net.hidden_size == cfg.trainer.batch_size and cfg.trainer.threads is None
 
 
+@pytest.mark.parametrize("overrides, digest", [
+    ([], "c85a9574500260f9"),  # make run
+    (["+figure=precision", "+scale=cpu", "+figure/benchmark=seq_digits", "cell=gru",
+      "warmup=partial", "seed=3"], "a2d0b691f2072305"),  # a job of make reproduce
+    (["+figure=multistability_curves", "+scale=cpu", "+figure/benchmark=copy", "cell=lstm",
+      "warmup=full", "seed=7"], "fe5755ca59db550c"),
+    (["benchmark=seq_mnist"], "abf05ba62095835e"),
+    (["warmup.method=excite", "cell=mgu"], "24e47f43fabea0f3"),
+])
+def test_stored_runs_keep_their_digests(overrides, digest):
+    """Digests pinned as literals (computed at commit c76437a): a change that alters every
+    stored digest, so that no stored run is reused any more, fails here; a change that means
+    to must say so in CHANGELOG.md and update these."""
+    from omegaconf import OmegaConf
+
+    from src import tracking
+
+    tree = OmegaConf.to_container(compose_config(overrides), resolve=True)
+    assert tracking.config_hash(tree) == digest
+
+
 def test_a_key_added_later_leaves_earlier_digests_alone():
     """warmup.gain came after runs were stored: unset, it is not hashed, so the digest of a
     config is what it was before the key existed (completed runs are still reused)."""
@@ -565,13 +586,13 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(store):
 
 
 def test_a_killed_run_resumes_from_its_last_epoch_into_the_same_run(tmp_path, store):
-    """Fault injection: SIGKILL during stage 2, then the same command. The same MLflow run is
-    continued from the last completed epoch: one run, each epoch's curve point once, and the
-    final numbers of an uninterrupted run (same seed, same threads)."""
+    """Fault injection: SIGKILL during stage 2 (as epoch 3 starts, from inside the process:
+    no race with a poll), then the same command. The same MLflow run is continued from the
+    last completed epoch: one run, each epoch's curve point once, and the final numbers of an
+    uninterrupted run (same seed, same threads)."""
     import signal
     import subprocess
     import sys
-    import time
 
     uri, client = store
     args = ["cell=gru", "warmup=partial", *tiny(), "net.hidden_size=8", "trainer.max_epochs=6",
@@ -580,23 +601,23 @@ def test_a_killed_run_resumes_from_its_last_epoch_into_the_same_run(tmp_path, st
     straight = run_cli([*args, "mlflow.experiment=straight"], cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
+    # the real entry point, killed by SIGKILL as epoch 3 starts (epoch 2 logged and saved)
+    killer = tmp_path / "kill_at_epoch_3.py"
+    killer.write_text(
+        "import os, signal, sys\n"
+        "from src import run, supervised\n"
+        "def start(self):\n"
+        "    if self.current_epoch == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "supervised.SupervisedModule.on_train_epoch_start = start\n"
+        "sys.argv = ['src.run', *sys.argv[1:]]\n"
+        "run.cli()\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "src.run", *args, "mlflow.experiment=resumed"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline, run = time.time() + 240, None
-    while time.time() < deadline and proc.poll() is None:  # kill once epoch 2 is logged
-        exp = client.get_experiment_by_name("resumed")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        if runs and runs[0].data.metrics.get("val/loss") is not None:
-            steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "val/loss")]
-            if max(steps) >= 2:
-                run = runs[0]
-                proc.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.05)
-    proc.wait()
-    assert run is not None, "the run ended before epoch 2 could be seen: make it longer"
+    proc = subprocess.run([sys.executable, str(killer), *args, "mlflow.experiment=resumed"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    (run,) = client.search_runs([client.get_experiment_by_name("resumed").experiment_id])
+    assert max(m.step for m in client.get_metric_history(run.info.run_id, "val/loss")) == 2
     assert client.get_run(run.info.run_id).info.status == "RUNNING"  # what SIGKILL leaves
     folders = list((tmp_path / "outputs" / "resume").iterdir())
     assert len(folders) == 1 and (folders[0] / "last.ckpt").exists()
