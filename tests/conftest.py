@@ -70,17 +70,28 @@ def compose_config(overrides: list[str], hydra: bool = False):
 
 
 def train_in_process(tmp_path, overrides):
-    """Both stages of one run, in-process, metrics kept in memory: ``(result, metrics)``."""
-    from src.pipeline import build, train
-    from src.vaa import VAAMeter
+    """Both stages of one run, in-process, as src/run.py runs them: the pipeline's VAA meter,
+    the metrics logged by the pipeline's MLflow logger into a real SQLite store (one per
+    test worker, one run per call) and read back: ``(result, {key: [(step, value), ...]})``."""
+    from mlflow.tracking import MlflowClient
+
+    from src import tracking
+    from src.pipeline import RunLogger, build, train, vaa_meter
 
     cfg = compose_config(overrides)
     torch.manual_seed(cfg.seed)
     dm, net, vaa_inputs = build(cfg)
-    logger = MemoryLogger()
-    meter = VAAMeter(vaa_inputs, cfg.vaa.steps, cfg.vaa.group_size, cfg.vaa.eps, cfg.seed)
-    result = train(cfg, dm, net, meter, logger, tmp_path)
-    return result, logger.metrics
+    uri = f"sqlite:///{tmp_path.parent / 'in-process-mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(tracking.prepare_store(uri, "in-process"),
+                               run_name=tmp_path.name).info.run_id
+    logger = RunLogger(tracking_uri=uri, run_id=run_id)
+    result = train(cfg, dm, net, vaa_meter(cfg, vaa_inputs), logger, tmp_path)
+    client.set_terminated(run_id, "FINISHED")
+    keys = client.get_run(run_id).data.metrics
+    metrics = {k: sorted(((m.step, m.value) for m in client.get_metric_history(run_id, k)),
+                         key=lambda sv: sv[0]) for k in keys}
+    return result, metrics
 
 
 def names(group: str) -> list[str]:
