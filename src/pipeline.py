@@ -263,7 +263,7 @@ def warm_up(cfg: DictConfig, dm, net: StackedRNN, logger, out_dir: Path) -> dict
 
 #: A supervised stage whose mean training loss over an epoch exceeds this has diverged: chance
 #: is an MSE of about 1 (copy, denoising) or a cross-entropy of 2.3 (10 classes), and the
-#: largest epoch loss of every run of the cpu reproduce was below 3 (docs/usage.md, "When a
+#: largest epoch loss of the 400 runs of the cpu reproduce was 2.46 (docs/usage.md, "When a
 #: run diverges").
 DIVERGED = 1e3
 

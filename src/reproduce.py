@@ -41,14 +41,15 @@ CONF = ROOT / "conf"
 
 #: ``--plan``'s seconds a job before any job of a sweep is in the store, per scale: one number
 #: (a typical job of the scale) or one per sweep. Jobs run 2 at once, 1 thread each, on the
-#: 2-core AMD EPYC the docs' results come from. cpu: the full cpu reproduce of commit ea16ba9
-#: (2026-12-06; 110.9 min of jobs, 59.4 min wall); smoke: 44 jobs in about 65 s (2026-11-30);
+#: 2-core AMD EPYC the docs' results come from. cpu: the full cpu reproduce of commit 2ce304d
+#: (2026-12-08; 400 jobs, 50.8 min), each sweep's wall time over its jobs, times the 2 jobs run
+#: at once; smoke: 44 jobs in about 65 s (2026-11-30);
 #: medium: the full medium reproduce of commits 87d06c9-9c6f3f6 (2026-12-06/07; 107.2 min
 #: wall), each sweep's wall time over its jobs, times the 2 jobs run at once. Kept here, not in
 #: conf/scale/, so that it never enters a run's config (and its digest).
 JOB_SECONDS: dict[str, float | dict[str, float]] = {
-    "cpu": {"memory_horizon": 11.0, "multistability_curves": 9.1, "precision": 40.0,
-            "precision_excite": 64.1, "tmaze": 27.9},
+    "cpu": {"memory_horizon": 4.3, "multistability_curves": 5.9, "precision": 18.7,
+            "precision_excite": 45.3, "tmaze": 43.5},
     "smoke": 1.5,
     "medium": {"memory_horizon": 5.6, "multistability_curves": 5.8, "precision": 113.6,
                "precision_excite": 174.9, "tmaze": 23.8},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from conftest import compose_config
 
 from src.pipeline import build, make_warmup
@@ -52,17 +53,33 @@ def warmed_vaa(cell: str, seed: int) -> tuple[float, float]:
     return before, measure_vaa(net, inputs, steps=200, group_size=N, seed=seed).vaa
 
 
-def test_paper_warmup_makes_cells_multistable_over_its_horizon():
-    """Claim 2, where the published algorithm holds: over the horizon it trains on, warm-up
-    turns a monostable cell multistable (VAA >= 0.5), pooled over gru and rnn, 6 seeds each.
+#: Per cell: (seeds run, at least this many multistable after warm-up). Measured on the small
+#: network (seeds 0-39 at 1 thread, 0-19 at 2): gru 57/60, chrono 40/40, mgu 37/44, nbrc 36/40,
+#: rnn 34/60, lstm 31/60, brc 3/40. Each bound is missed with probability below 1e-3 at the
+#: cell's 99 % lower confidence bound of its rate (gru 0.84, chrono 0.89, mgu 0.67, nbrc 0.74,
+#: rnn 0.41, lstm 0.36), and a warm-up that does nothing (0 seeds) fails every one. brc is left
+#: out: the published warm-up rarely moves it at this size (3/40), which is no claim to test.
+WARMED = {"gru": (8, 3), "chrono": (6, 2), "mgu": (10, 2), "nbrc": (8, 2), "rnn": (14, 1),
+          "lstm": (16, 1)}
 
-    Measured on this small network (10 seeds at 1 thread, 10 at 2): gru 19/20, rnn 7/10
-    (1 thread); so p >= 0.8 and P(fewer than 5 of 12) < 1e-3. Not tested here because they
-    are too fragile for a bound that cannot flip: lstm (7/20; P(0 of 10) would be 1 %), mgu
-    and nbrc (7/10, 8/10). At T = 10 000 and counting only fixed points, the published
-    algorithm mostly fails for every cell (make warmup-table): that is what the success table measures.
-    """
-    results = {(cell, seed): warmed_vaa(cell, seed) for cell in ("gru", "rnn") for seed in range(6)}
-    assert all(before == pytest.approx(1 / N) for before, _ in results.values()), results
-    multistable = sum(after >= 0.5 for _, after in results.values())
-    assert multistable >= 5, f"multistable in {multistable}/12 runs: {results}"
+
+@pytest.mark.parametrize("cell", WARMED)
+def test_paper_warmup_makes_each_cell_multistable_over_its_horizon(cell):
+    """Claim 2, per cell, where the published algorithm holds: over the horizon it trains on,
+    the paper's full warm-up through the pipeline's stage turns the cell multistable
+    (VAA >= 0.5 at T = 200) in at least the share of seeds its measured rate allows. The
+    standard cells start monostable there (VAA = 1/N); the chrono LSTM and nBRC start with
+    more (chrono's long forget gates have not settled by T = 200; nBRC is bistable by
+    construction). At T = 10 000 and counting only fixed points, the published algorithm
+    mostly fails for every cell (make warmup-table): that is what the success table measures."""
+    seeds, needed = WARMED[cell]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small products: one thread is fastest, and the bounds hold at 1 or 2
+    try:
+        results = [warmed_vaa(cell, seed) for seed in range(seeds)]
+    finally:
+        torch.set_num_threads(threads)
+    if cell in MONOSTABLE and cell != "chrono":
+        assert all(before == pytest.approx(1 / N) for before, _ in results), results
+    multistable = sum(after >= 0.5 for _, after in results)
+    assert multistable >= needed, f"{cell}: multistable in {multistable}/{seeds} seeds: {results}"
