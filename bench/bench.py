@@ -1,10 +1,11 @@
 """Speed of every cell: training step, warm-up step, VAA measurement, and the matmul bound.
 
-    make bench                     # both shapes, every cell in conf/cell/
+    make bench                     # every shape, every cell in conf/cell/
     python bench/bench.py --cells gru lstm --shapes small --repeat 3
 
-For each cell and shape (paper: hidden 256, 2 layers, batch 32, length 600;
-small: hidden 32, length 100) it prints milliseconds per
+For each cell and shape (2 layers, batch 32; paper: hidden 256, length 600; small: hidden 32,
+length 100; mnist: hidden 64, length 884, sequential MNIST with 100 black pixels) it prints
+milliseconds per
   train   supervised training step (forward + backward, loss at the last step, Adam step)
   warm    warm-up step at the longest stabilisation horizon (200): prefix run + VAA* + backward
   vaa     one VAA measurement, N = 32 sequences, T = 10 000 constant-input steps, of the
@@ -46,7 +47,10 @@ from src.rnn import StackedRNN  # noqa: E402
 from src.vaa import measure_vaa  # noqa: E402
 from src.warmup import WarmupModule  # noqa: E402
 
-SHAPES = {"paper": dict(hidden=256, length=600), "small": dict(hidden=32, length=100)}
+#: paper: the authors' long-dependency runs; small: the cpu scale's copy; mnist: sequential
+#: MNIST at 784 pixels and 100 black steps, 2 x 64 units (the digits' size at the cpu scale).
+SHAPES = {"paper": dict(hidden=256, length=600), "small": dict(hidden=32, length=100),
+          "mnist": dict(hidden=64, length=784 + 100)}
 BATCH, LAYERS, VAA_T = 32, 2, 10_000
 
 #: The cells PyTorch ships, and their module: the baseline a user would pick instead.
@@ -218,6 +222,9 @@ TARGETS = {
               ("VAA vs the authors'", "authors_vaa", "vaa", None, 10.0)],
     "paper": [("LSTM warm-up step vs the authors'", "authors_warm", "warm", {"lstm", "chrono"},
                1.0)],
+    # train/bound <= 2.5, said as bound/train >= 0.4
+    "mnist": [("GRU matmul bound over its training step (train/bound <= 2.5)", "bound", "train",
+               {"gru"}, 0.4)],
 }
 
 

@@ -6,7 +6,7 @@
 
 Each row warms up the network of the default config (2 layers of 32 units,
 copy-first-input of length 100; 100 Adam steps for paper, the
-self-excitation chosen by src/warmup.py::select_excitation for excite) and
+self-excitation chosen by src/warmup/excite.py::select_excitation for excite) and
 measures it with the VAA of
 docs/method.md on N = 32 training sequences at T = 10 000 (`src/vaa.py`), before and
 after. A run *succeeds* when, after warm-up, VAA >= 0.5 and at least 90 % of

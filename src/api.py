@@ -40,7 +40,6 @@ steps on VAA*) and ``excite`` (this project's construction: docs/excite.md).
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 
 import torch
@@ -52,7 +51,8 @@ from src import rules
 from src.rnn import StackedRNN
 from src.vaa import EPS, Multistability
 from src.vaa import measure_vaa as _measure
-from src.warmup import Excitation, horizon_bound, layer_vaa_star, select_excitation
+from src.warmup import paper
+from src.warmup.excite import Excitation, select_excitation
 
 __all__ = ["warm_up", "measure_vaa", "Multistability", "Excitation"]
 
@@ -375,40 +375,17 @@ def warm_up(
     rules.SHARE.check("warm_up: vaa_target", vaa_target)
     n = x.shape[1]
     batch = min(batch_size, n)
-
-    params = net.warm_parameters()
-    if not params:
+    if not net.warm_parameters():
         raise ValueError("warm_up: the module has nothing to warm up (no warmed sub-cells or no "
                          "parameter with requires_grad)")
-    chosen = {id(p) for p in params}
-    frozen = [p for p in module.parameters() if id(p) not in chosen and p.requires_grad]
-    saved_grads = [p.grad for p in params]
-    history: list[float] = []
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        for p in frozen:
-            p.requires_grad_(False)
-        opt = torch.optim.Adam(params, lr=lr)
-        try:
-            for k in range(steps):
-                idx = torch.randperm(n)[:batch].to(x.device)
-                horizon = int(torch.randint(1, horizon_bound(k, horizon_growth, max_horizon) + 1, (1,)))
-                values = layer_vaa_star(net, x[:, idx], horizon, eps)
-                loss = ((values - vaa_target) ** 2).mean()
-                if not math.isfinite(loss.item()):
-                    raise FloatingPointError(f"warm_up: the objective became {loss.item()} at step "
-                                             f"{k}: lower lr (now {lr}) or max_horizon (now {max_horizon})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                history.append(values.detach().mean().item())
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-            for p, g in zip(params, saved_grads):
-                p.grad = g
-    return history
+        return paper.run(
+            net, module, lambda: x[:, torch.randperm(n)[:batch].to(x.device)], steps, lr,
+            vaa_target, horizon_growth, max_horizon, eps,
+            "warm_up: the objective became {loss} at step {step}: lower lr "
+            f"(now {lr}) or max_horizon (now {max_horizon})")
 
 
 def _excite(module, inputs, gains, select_steps, eps, seed, batch_first) -> Excitation:

@@ -3,7 +3,7 @@ stages, the VAA measurements, and what a run logs besides its metrics.
 
 ``src/run.py`` checks the config, ``src/tracking.py``'s ``Job`` owns the MLflow run, and these
 functions do the work. They read the composed config (``DictConfig``); everything below them
-(``src/rnn.py``, ``src/warmup.py``, ``src/supervised.py``, ``src/vaa.py``, the cells and
+(``src/rnn.py``, ``src/warmup/``, ``src/supervised.py``, ``src/vaa.py``, the cells and
 benchmarks) takes plain Python arguments.
 """
 
@@ -136,7 +136,7 @@ def make_warmup(cfg: DictConfig, net: StackedRNN) -> WarmupModule:
     w = cfg.warmup
     return WarmupModule(
         net, lr=w.lr, vaa_target=w.vaa_target, max_horizon=w.max_horizon,
-        horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method, steps=w.steps)
+        horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method)
 
 
 def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs) -> pl.Trainer:

@@ -3,7 +3,7 @@
 A :class:`Rule` is a test and the words for it. The structured config (``src/schema.py``)
 attaches one to each key it covers, so that ``python -m src.run warmup.fraction=1.5`` is
 refused in one line before torch is imported; the library's constructors (``src/rnn.py``,
-``src/warmup.py``, ``src/api.py``) apply the same rules to their own arguments, for users of
+``src/warmup/``, ``src/api.py``) apply the same rules to their own arguments, for users of
 the library who never compose a config. This module imports nothing of the project's.
 """
 
@@ -61,7 +61,7 @@ SEED = Rule(lambda v: 0 <= v <= 2**32 - 1,
 #: A name (``mlflow.experiment``): not empty, not blank.
 NAME = Rule(lambda v: isinstance(v, str) and v.strip() != "", "must be a name, not blank", "' '")
 #: ``warmup.method``: ``paper``, the published algorithm (the default), or ``excite``, this
-#: project's construction (src/warmup.py).
+#: project's construction (src/warmup/excite.py).
 METHODS = ("paper", "excite")
 #: ``trainer.accelerator``: Lightning's names for the devices it trains on.
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")

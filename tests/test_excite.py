@@ -1,4 +1,4 @@
-"""warmup.method=excite (src/warmup.py): what the self-excitation changes, how the selection
+"""warmup.method=excite (src/warmup/excite.py): what the self-excitation changes, how the selection
 chooses, where it is refused, and that it leaves true attractors, as a rate over seeds."""
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ class RecurrentCell(nn.Module):
     #: Python hooks.
     native: str | None = None
 
-    #: Optional, for ``warmup.method=excite`` (src/warmup.py): the rows of the recurrent weight
+    #: Optional, for ``warmup.method=excite`` (src/warmup/excite.py): the rows of the recurrent weight
     #: ``self.weight_hh`` that feed the candidate state, in units of ``hidden_size`` (``(2, 3)``:
     #: rows 2H..3H). The same rows of the biases (``bias_ih``, ``bias_hh`` or ``bias``, those
     #: the cell has) are the candidate's biases. ``None``: the cell has no such block (BRC and
