@@ -50,12 +50,31 @@ class RunLogger(MLFlowLogger):
 
 
 class ProgressBar(RichProgressBar):
-    """Lightning's rich progress display, without the logger's version number."""
+    """Lightning's rich progress display, without the logger's version number. The warm-up
+    stage, which Lightning runs for ``max_steps`` with no epoch limit (``max_epochs=-1``, shown
+    by Lightning as "Epoch 0/-2"), shows its steps against their total instead."""
+
+    def stepped(self) -> bool:
+        return self.trainer.max_epochs == -1 and self.trainer.max_steps > 0
 
     def get_metrics(self, trainer, pl_module):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
         return items
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if self.stepped():
+            return "Warm-up steps"
+        return super()._get_train_description(current_epoch)
+
+    @property
+    def total_train_batches(self):
+        return self.trainer.max_steps if self.stepped() else super().total_train_batches
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.stepped():  # count the stage's steps across the loader's passes
+            batch_idx = trainer.global_step - 1
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 def make_cell_factory(cell_cfg: DictConfig, seq_length: int):
@@ -139,10 +158,20 @@ def make_warmup(cfg: DictConfig, net: StackedRNN) -> WarmupModule:
         horizon_growth=w.horizon_growth, eps=cfg.vaa.eps, method=w.method)
 
 
+def quiet_srun_probe() -> None:
+    """Outside a SLURM job, silence Lightning's warning that ``srun`` "is available on your
+    system but is not used": it probes for SLURM on every fit, and on a host where ``srun``
+    exists (a login node, this project's CI) a plain local run is not a mistake. Inside a SLURM
+    job (``SLURM_JOB_ID`` set) the warning stays."""
+    if "SLURM_JOB_ID" not in os.environ:
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+
+
 def make_trainer(cfg: DictConfig, logger, out_dir: Path, callbacks=(), **kwargs) -> pl.Trainer:
     callbacks = list(callbacks)
     if cfg.trainer.progress:
         callbacks.append(ProgressBar(leave=True))
+    quiet_srun_probe()
     return pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,

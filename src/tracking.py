@@ -172,10 +172,28 @@ def view_tags() -> dict[str, str]:
     return {**EXPERIMENT_TAGS, f"mlflow.sharedViewState.{VIEW_KEY}": view_state()}
 
 
-def ui_url(uri: str, experiment_id: str, run_id: str | None = None, ui: str = DEFAULT_UI) -> str:
+def ui_file(uri: str) -> Path | None:
+    """Where ``make ui`` notes the address it serves an SQLite store at: beside the store."""
+    db = sqlite_path(uri)
+    return None if db is None else db.with_name(db.name + ".ui")
+
+
+def served_at(uri: str) -> str:
+    """The address of the UI on this store: what ``make ui`` last noted (``make ui PORT=...``),
+    else :data:`DEFAULT_UI`."""
+    path = ui_file(uri)
+    try:
+        noted = path.read_text().strip() if path is not None else ""
+    except OSError:
+        noted = ""
+    return noted if noted.startswith(("http://", "https://")) else DEFAULT_UI
+
+
+def ui_url(uri: str, experiment_id: str, run_id: str | None = None, ui: str | None = None) -> str:
     """The UI page of an experiment's runs table in the model-training view, with the warm-up
     metrics as columns; or of one run. For a server store the server is the UI; for the
-    embedded store, ``make ui`` (at ``ui``)."""
+    embedded store, ``make ui`` at ``ui`` (default: where it last served, :func:`served_at`)."""
+    ui = served_at(uri) if ui is None else ui
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else ui.rstrip("/")
     if run_id is not None:
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
@@ -551,11 +569,17 @@ class Job:
 
 
 def print_ui_links(uri: str, ui: str = DEFAULT_UI) -> None:
-    """Each experiment of the store with its runs-table link (``make ui`` prints these)."""
+    """Each experiment of the store with its runs-table link (``make ui`` prints these), and
+    ``ui`` noted beside the store, so that runs print links to the port it serves."""
     from mlflow.tracking import MlflowClient
 
     quiet_mlflow()
-    db = sqlite_path(uri)
+    db, noted = sqlite_path(uri), ui_file(uri)
+    if noted is not None and noted.parent.is_dir():
+        try:
+            noted.write_text(ui + "\n")
+        except OSError:
+            pass
     if db is not None and not db.exists():
         print(f"no store at {db} yet: run `make run` first")
         return

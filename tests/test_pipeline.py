@@ -138,12 +138,20 @@ def test_same_seed_same_numbers(tmp_path):
     assert a["test/loss"] != c["test/loss"]
 
 
-def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store):
+def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store, monkeypatch):
+    """One run as a user starts it, on a host where SLURM's srun exists (a stand-in on PATH)
+    but the run is not a SLURM job: no warning about srun."""
     uri, client = store
     out = tmp_path / "run"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     proc = run_cli(["cell=gru", "warmup=partial", *tiny(), "vaa.pictures=true",
                     f"mlflow.tracking_uri={uri}", "mlflow.experiment=e2e", f"hydra.run.dir={out}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "srun" not in proc.stderr
     assert "test/loss" in proc.stdout and uri in proc.stdout
     assert "warm-up (4 Adam steps on VAA*) loss " in proc.stdout
     exp = client.get_experiment_by_name("e2e")
@@ -708,3 +716,25 @@ def test_a_slurm_run_is_judged_by_its_job_not_its_pid(monkeypatch, tmp_path):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     assert tracking.owner_tags() == {**alive, "slurm_job_id": "41", "slurm_restart": "1",
                                      "slurm_array": "40_1"}
+
+
+def test_the_warm_up_shows_its_steps_not_negative_epochs(tmp_path, capfd):
+    """Lightning runs the warm-up stage for max_steps with no epoch limit, which its progress
+    display shows as "Epoch 0/-2": the stage shows its steps against their total instead."""
+    train_in_process(tmp_path, ["warmup=partial", *tiny(), "trainer.progress=true"])
+    out = capfd.readouterr().out
+    assert "Warm-up steps" in out and "4/4" in out
+    assert "/-" not in out and "Epoch 1/1" in out
+
+
+def test_the_browse_link_names_the_port_make_ui_serves(store, capsys):
+    """`make ui PORT=5999` notes its address beside the store; runs then link there."""
+    from src import tracking
+
+    uri, _ = store
+    assert tracking.ui_url(uri, "1", "r").startswith("http://127.0.0.1:5000/#/experiments/1/")
+    tracking.prepare_store(uri, "ui")
+    tracking.print_ui_links(uri, "http://127.0.0.1:5999")
+    assert "http://127.0.0.1:5999/#/experiments/" in capsys.readouterr().out
+    assert tracking.ui_url(uri, "1", "r").startswith("http://127.0.0.1:5999/#/experiments/1/")
+    assert tracking.ui_url("http://host:5000", "1").startswith("http://host:5000/")  # a server
