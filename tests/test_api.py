@@ -171,28 +171,34 @@ def test_warm_up_runs_the_papers_method_by_default():
 
 
 def test_the_papers_warm_up_makes_torch_gru_and_lstm_multistable():
-    """Claims 1 and 2 through the library, as a rate over seeds (never one seed).
+    """Claims 1 and 2 through the library, as rates over seeds, each module its own.
 
     2 x 16 ``nn.GRU`` and ``nn.LSTM``, 64 random sequences of length 40, 60 warm-up steps,
-    VAA over the 200 steps warm-up trains on, 3 seeds each. Measured rates of "at least 4
-    of 32 attractors after warm-up" (1 thread, seeds 0-11): GRU 11/12, LSTM 7/12; pooled
-    p ~ 0.75. The bound (at least 1 of 6) fails with probability
-    P(Bin(6, 0.75) = 0) ~ 2e-4. Untouched, all 24 runs were monostable (1 attractor); the
-    bound asks for 5 of 6.
+    VAA over the 200 steps warm-up trains on, one thread. Measured (seeds 0-29): untouched,
+    every module is monostable (1 attractor, 60/60); after warm-up at least 4 of 32 attractors
+    in 27/30 GRUs and 12/30 LSTMs. The GRU's bound (2 of 10 seeds) is missed with probability
+    below 1e-3 at its rate's 99 % lower bound (0.70); the LSTM's rate is too low for a cheap
+    bound here, and its warm-up is tested per cell through the pipeline
+    (tests/test_multistability.py). Monostable: 3 seeds of each, every one asked.
     """
-    monostable = multistable = 0
-    for kind in (nn.GRU, nn.LSTM):
-        for seed in range(3):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for kind in (nn.GRU, nn.LSTM):
+            for seed in range(3):
+                torch.manual_seed(seed)
+                x = torch.randn(40, 64, 3)
+                assert measure_vaa(kind(3, 16, num_layers=2), x, steps=200).attractors <= 2
+        multistable = 0
+        for seed in range(10):
             torch.manual_seed(seed)
-            module = kind(3, 16, num_layers=2)
+            module = nn.GRU(3, 16, num_layers=2)
             x = torch.randn(40, 64, 3)
-            before = measure_vaa(module, x, steps=200)
             warm_up(module, x, method="paper", steps=60, seed=seed)
-            after = measure_vaa(module, x, steps=200)
-            monostable += before.attractors <= 2
-            multistable += after.attractors >= 4
-    assert monostable >= 5
-    assert multistable >= 1
+            multistable += measure_vaa(module, x, steps=200).attractors >= 4
+    finally:
+        torch.set_num_threads(threads)
+    assert multistable >= 2, f"GRU multistable after warm-up in {multistable}/10 seeds"
 
 
 @pytest.mark.parametrize("kind", [nn.RNN, nn.GRU, nn.LSTM])

@@ -54,9 +54,9 @@ def warmed_vaa(cell: str, seed: int) -> tuple[float, float]:
 
 
 #: Per cell: (seeds run, at least this many multistable after warm-up). Measured on the small
-#: network (seeds 0-39 at 1 thread, 0-19 at 2): gru 57/60, chrono 40/40, mgu 37/44, nbrc 36/40,
+#: network (seeds 0-39 at 1 thread, 0-19 at 2): gru 57/60, chrono 60/60, mgu 51/60, nbrc 52/59,
 #: rnn 34/60, lstm 31/60, brc 3/40. Each bound is missed with probability below 1e-3 at the
-#: cell's 99 % lower confidence bound of its rate (gru 0.84, chrono 0.89, mgu 0.67, nbrc 0.74,
+#: cell's 99 % lower confidence bound of its rate (gru 0.84, chrono 0.93, mgu 0.72, nbrc 0.75,
 #: rnn 0.41, lstm 0.36), and a warm-up that does nothing (0 seeds) fails every one. brc is left
 #: out: the published warm-up rarely moves it at this size (3/40), which is no claim to test.
 WARMED = {"gru": (8, 3), "chrono": (6, 2), "mgu": (10, 2), "nbrc": (8, 2), "rnn": (14, 1),
