@@ -52,12 +52,26 @@ def exits(out_dir: Path):
         print(f"error: {one_line(err)}", file=sys.stderr)
         if out_dir.exists() and not (out_dir / "checkpoints").exists():
             shutil.rmtree(out_dir, ignore_errors=True)
+            remove_empty_parents(out_dir)
         sys.exit(2)
     except FloatingPointError as err:
         if full_error():
             raise
         print(f"error: {one_line(err)} (HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr)
         sys.exit(1)
+
+
+def remove_empty_parents(folder: Path) -> None:
+    """The folders Hydra made for a refused run's folder (``outputs/runs/<date>``), where they
+    are left empty, up to the working directory."""
+    top = Path.cwd().resolve()
+    for parent in folder.resolve().parents:
+        if parent == top or top not in parent.parents:
+            return
+        try:
+            parent.rmdir()  # only an empty folder
+        except OSError:
+            return
 
 
 # ---------------------------------------------------------------------- build

@@ -65,7 +65,7 @@ def test_bad_input_is_one_line_exit_2_before_any_work(override, key, tmp_path, m
 
     from src import run
 
-    store, out = tmp_path / "mlflow.db", tmp_path / "run"
+    store, out = tmp_path / "mlflow.db", tmp_path / "outputs" / "runs" / "today" / "now"
     args = [override, f"hydra.run.dir={out}"]
     if not override.startswith("mlflow.tracking_uri="):
         args.append(f"mlflow.tracking_uri=sqlite:///{store}")
