@@ -88,6 +88,50 @@ def test_bad_input_is_one_line_exit_2_before_any_work(override, key, tmp_path, m
             assert db.execute("select count(*) from runs").fetchone()[0] == 0
 
 
+#: Refusals of the data module and the network, found when they are built (after the schema,
+#: before any run exists): ``(overrides, key)``.
+BUILT = [
+    (["benchmark=denoising", "benchmark.seq_length=8"], "benchmark.seq_length"),
+    (["benchmark.train_size=0"], "benchmark.train_size"),
+    (["benchmark=seq_digits", "benchmark.black_pixels=-1"], "benchmark.black_pixels"),
+    (["benchmark=row_digits", "benchmark.train_size=1500", "benchmark.test_size=360"],
+     "benchmark.train_size"),
+    (["benchmark.data_seed=zero"], "benchmark.data_seed"),
+    (["trainer.batch_size=1"], "trainer.batch_size"),
+    (["benchmark=seq_mnist", "benchmark.data_dir=/nonexistent", "benchmark.download=false"],
+     "benchmark.data_dir"),
+    (["benchmark.train_size=40", "vaa.group_size=64", "vaa.groups=1"], "benchmark.train_size"),
+]
+
+
+@pytest.mark.parametrize("overrides, key", BUILT, ids=[" ".join(o) for o, _ in BUILT])
+def test_what_the_build_refuses_is_one_line_exit_2(overrides, key, tmp_path, monkeypatch,
+                                                    capsys):
+    """The data module's and the network's own checks, through the same entry: a plain
+    ValueError of theirs must still reach the command line as one line, exit 2, no run."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from src import run
+
+    store, out = tmp_path / "mlflow.db", tmp_path / "outputs" / "runs" / "today" / "now"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["src.run", *overrides, f"hydra.run.dir={out}",
+                                      f"mlflow.tracking_uri=sqlite:///{store}"])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            run.cli()
+    finally:
+        GlobalHydra.instance().clear()
+    err = capsys.readouterr().err
+    assert ended.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and key in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "outputs").exists()
+    if store.exists():
+        with sqlite3.connect(store) as db:
+            assert db.execute("select count(*) from runs").fetchone()[0] == 0
+
+
 def test_the_refusals_say_what_to_do(tmp_path, monkeypatch, capsys):
     """The words of a few: the file store, a missing database driver (naming the package),
     a seed out of range."""
