@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Make a checkout of the authors' code (github glambrechts/warmup) run beside this project
-# (docs/comparison.md). Two changes, each made only if still needed, so running it again is
+# (docs/comparison.md). Three changes, each made only if still needed, so running it again is
 # harmless:
 #   1. wandb.py, a stand-in for wandb whose init, log and summary do nothing (their scripts
 #      import wandb only to log; bench/bench.py --authors puts the same kind of stand-in in
 #      sys.modules instead, so the bench needs neither change);
 #   2. np.long -> np.int64 in datasets.py (numpy removed np.long; only their MNIST loader
-#      uses it).
+#      uses it);
+#   3. MNIST where their loader reads it (mnist/*.gz under the folder their scripts run from),
+#      gzipped from this project's verified files (make data; MNIST_DIR, default data/mnist),
+#      so that it downloads nothing: their loader fetches from MNIST's own site otherwise,
+#      which machines behind a package mirror cannot reach.
 # Usage: bench/authors_patch.sh PATH/TO/CHECKOUT
 set -euo pipefail
 
@@ -59,4 +63,27 @@ else
   cat "$tmp" > "$datasets"  # in place, keeping the file's mode
   rm -f "$tmp"
   echo "datasets.py: np.long -> np.int64 on $count line(s) ($datasets)"
+fi
+
+# 3. MNIST's four files, gzipped, where their sequential_mnist looks first (mnist/ under the
+#    folder their scripts run from: run them from the checkout)
+mnist=${MNIST_DIR:-data/mnist}
+names=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+if [ ! -f "$mnist/${names[0]}" ]; then
+  echo "mnist/: $mnist holds no MNIST files; run \`make data\` (or set MNIST_DIR) for their MNIST" \
+       "benchmarks, which otherwise download from MNIST's site"
+else
+  mkdir -p "$dir/mnist"
+  for name in "${names[@]}"; do
+    if [ -e "$dir/mnist/$name.gz" ]; then
+      continue
+    fi
+    if [ ! -f "$mnist/$name" ]; then
+      echo "error: $mnist/$name missing: run \`make data\`" >&2
+      exit 1
+    fi
+    gzip -c -n "$mnist/$name" > "$dir/mnist/$name.gz.part"
+    mv "$dir/mnist/$name.gz.part" "$dir/mnist/$name.gz"
+  done
+  echo "mnist/: the four files of $mnist, gzipped, in $dir/mnist (their loader reads them there)"
 fi
