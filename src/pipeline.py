@@ -374,10 +374,13 @@ def snapshot(net) -> dict:
 def log_run_files(cfg: DictConfig, name: str, net, result: dict, meter: VAAMeter,
                   out_dir: Path) -> None:
     """Log the best checkpoint, the weights at initialisation and after warm-up, and the
-    picture of attractors, as artifacts of the active MLflow run."""
+    picture of attractors, as artifacts of the active MLflow run, and its one-line
+    description (:func:`description`, the run page's Description)."""
     import mlflow
 
     from src import attractors
+
+    mlflow.set_tag("mlflow.note.content", description(cfg, name, result))
 
     if result["best_checkpoint"]:
         mlflow.log_artifact(result["best_checkpoint"], "checkpoint")
@@ -392,6 +395,24 @@ def log_run_files(cfg: DictConfig, name: str, net, result: dict, meter: VAAMeter
         mlflow.log_artifact(str(attractors.picture(
             net, weights, meter.inputs, meter.steps, meter.group_size, meter.seed, meter.eps,
             attractors.title_of(name, cfg), out_dir / "attractors.png")))
+
+
+def description(cfg: DictConfig, name: str, result: dict) -> str:
+    """What the run is and how it ended, in one line: ``gru-partial-copy-s0: cell gru, partial
+    warm-up (paper, fraction 0.5), benchmark copy, seed 0; test/loss 0.409; VAA 0.031 -> 0.97
+    -> 0.031``."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    warm = choices.get("warmup", f"fraction {cfg.warmup.fraction}")
+    outcome = "; ".join(f"{k} {v:.3g}" for k, v in result.items()
+                        if k.startswith("test/") and isinstance(v, float))
+    if "episodes_to_solve" in result:
+        outcome = (f"solved after {result['episodes_to_solve']:.0f} episodes"
+                   if result.get("solved") else "not solved")
+    stages = [f"{result[f'vaa/{s}']:.3g}" for s in ("init", "warmup", "final")
+              if f"vaa/{s}" in result]
+    return (f"{name}: cell {choices.get('cell', '?')}, {warm} warm-up ({cfg.warmup.method}, "
+            f"fraction {cfg.warmup.fraction}), benchmark {choices.get('benchmark', '?')}, seed "
+            f"{cfg.seed}; {outcome}" + (f"; VAA {' -> '.join(stages)}" if stages else ""))
 
 
 def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
