@@ -397,6 +397,22 @@ def log_run_files(cfg: DictConfig, name: str, net, result: dict, meter: VAAMeter
             attractors.title_of(name, cfg), out_dir / "attractors.png")))
 
 
+def log_data(dm) -> None:
+    """The run's data as an MLflow dataset input (the runs table's Datasets column): its name,
+    the digest of the splits it stores and its source (``data_record`` of the data module;
+    the T-Maze has none)."""
+    if not hasattr(dm, "data_record"):
+        return
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    record = dm.data_record()
+    mlflow.log_input(MetaDataset(CodeDatasetSource({"source": record["source"]}),
+                                 name=record["name"], digest=record["digest"]),
+                     context="training")
+
+
 def description(cfg: DictConfig, name: str, result: dict) -> str:
     """What the run is and how it ended, in one line: ``gru-partial-copy-s0: cell gru, partial
     warm-up (paper, fraction 0.5), benchmark copy, seed 0; test/loss 0.409; VAA 0.031 -> 0.97

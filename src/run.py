@@ -117,6 +117,7 @@ def main(cfg: DictConfig) -> float:
         with job.run(pipeline.run_tags(cfg, job.digest), [save_config(cfg, out_dir)],
                      resumable=dm.task != "rl"):  # the T-Maze keeps no checkpoints to resume
             logger = pipeline.RunLogger(tracking_uri=job.uri, run_id=job.run_id)
+            pipeline.log_data(dm)
             result = pipeline.train(cfg, dm, net, meter, logger, out_dir, job.folder,
                                     job.logged_until)
             pipeline.log_run_files(cfg, job.name, net, result, meter, out_dir)

@@ -157,6 +157,9 @@ def test_cli_run_logs_one_complete_mlflow_run(tmp_path, store, monkeypatch):
     exp = client.get_experiment_by_name("e2e")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "gru-partial-copy-s0"
+    (data,) = client.get_run(run.info.run_id).inputs.dataset_inputs  # the Datasets column
+    assert data.dataset.name == "copy" and len(data.dataset.digest) == 16
+    assert "CopyFirstInput, data_seed 0" in data.dataset.source
     note = run.data.tags["mlflow.note.content"]  # the run page's Description: what, and how it ended
     assert note.startswith("gru-partial-copy-s0: cell gru, partial warm-up (paper, fraction 0.5), "
                            "benchmark copy, seed 0; test/loss ") and "; VAA " in note

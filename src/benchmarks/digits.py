@@ -50,6 +50,12 @@ class Digits(ImageSequenceDataModule):
         self.train_index = order[:train_size]
         self.test_index = order[N_DIGITS - test_size :]
 
+    def source(self) -> str:
+        import sklearn
+
+        return (f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__}), split by "
+                f"data_seed {self.data_seed}")
+
     def load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         from sklearn.datasets import load_digits  # imported here: slow, and only needed here
 

@@ -155,6 +155,19 @@ class MNIST(ImageSequenceDataModule):
             )
         self.set_image_shape(*shapes["train_images"][1:])
 
+    def source(self) -> str:
+        """The folder, and whether its files are MNIST's canonical ones (their SHA-256)."""
+        import hashlib
+
+        from src.benchmarks.mnist_data import SHA256
+
+        with _open(self.paths["train_images"]) as f:
+            found = hashlib.sha256(f.read()).hexdigest()
+        which = ("MNIST (train-images SHA-256 " + found[:16] + "..., canonical)"
+                 if found == SHA256["train-images-idx3-ubyte"]
+                 else "IDX files (train-images SHA-256 " + found[:16] + "..., not MNIST's)")
+        return f"{which} in {self.data_dir}, the first images of each file"
+
     def load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         out = []
         for split, size in (("train", self.train_size), ("test", self.test_size)):
