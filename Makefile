@@ -14,7 +14,7 @@ DATA_DIR ?= data/mnist
 STORE  := $(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help run data test test-slow test-cluster ui-picture ui bench warmup-table reproduce results reproduce-smoke lint clean
+.PHONY: help run data test test-cluster ui-picture ui bench warmup-table reproduce results reproduce-smoke lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,9 +52,6 @@ test-cluster: $(VENV)/.installed-dev  ## sweeps and the smoke reproduce as SLURM
 
 ui-picture: $(VENV)/.installed-dev  ## the UI test, then its runs-table screenshot as docs/mlflow-runs-table.png
 	UPDATE_UI_PICTURE=1 $(PY) -m pytest -m cluster tests/test_ui.py
-
-test-slow: $(VENV)/.installed-dev  ## the tests marked slow (none at present; exit 5 = none collected is fine)
-	$(PY) -m pytest -m slow || test $$? -eq 5
 
 ui: $(VENV)/.installed  ## the MLflow UI on the embedded store, http://127.0.0.1:5000 (PORT=...)
 	mkdir -p outputs

@@ -90,10 +90,6 @@ def sweep_jobs(figure: str, scale: str) -> list[list[str]]:
     return [list(job) for job in itertools.product(*sweep_axes(figure, scale))]
 
 
-def job_count(figure: str, scale: str) -> int:
-    return len(sweep_jobs(figure, scale))
-
-
 def job_digests(figure: str, scale: str) -> list[str]:
     """The config digest (tag ``config_hash``, src/tracking.py) of every job of the sweep, as
     ``src/run.py`` computes it: the jobs already completed can be counted before launching."""

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, compose_config, names
 from omegaconf import OmegaConf
 
-from src.reproduce import job_count, main, sweep_axes, sweep_command, sweep_jobs
+from src.reproduce import main, sweep_axes, sweep_command, sweep_jobs
 from src.schema import check as check_config
 
 SCALES = names("scale")
@@ -29,7 +29,7 @@ def _axes(figure: str, scale: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("figure", FIGURES)
 def test_every_figure_sweep_composes_at_every_scale(figure, scale):
     axes = _axes(figure, scale)
-    assert job_count(figure, scale) == len(list(itertools.product(*axes.values())))
+    assert len(sweep_jobs(figure, scale)) == len(list(itertools.product(*axes.values())))
     assert len(axes["seed"]) >= (2 if scale == "smoke" else 3)
     varied = {k: v for k, v in axes.items() if k != "seed"}
     for values in itertools.product(*varied.values()):  # every benchmark, cell, warm-up
@@ -169,6 +169,15 @@ def synthetic(store):
     return uri, "synthetic"
 
 
+def figures_of(uri: str, experiment: str, out) -> list:
+    """Every figure and the summary of an experiment's runs, as `python -m src.figures` makes
+    them."""
+    from src.figures import make_all
+    from src.figures.store import load_runs
+
+    return make_all(load_runs(uri, experiment), out, f"experiment `{experiment}`")
+
+
 def _table(summary: str) -> dict[tuple[str, str, str], dict[str, str]]:
     lines = [line for line in summary.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
@@ -182,11 +191,10 @@ def _table(summary: str) -> dict[tuple[str, str, str], dict[str, str]]:
 
 
 def test_figures_and_summary_from_logged_runs(synthetic, tmp_path, capsys):
-    from src.figures import build_all
 
     uri, experiment = synthetic
     out = tmp_path / "figures"
-    files = build_all(uri, experiment, out)
+    files = figures_of(uri, experiment, out)
     for name in ("multistability", "learning_curves", "precision", "vaa_vs_test"):
         for ext in ("png", "pdf"):
             assert (out / f"{name}.{ext}").stat().st_size > 1000, name
@@ -283,11 +291,11 @@ def test_three_seeds_decide_nothing_and_the_files_carry_the_statistics(synthetic
     p-value and interval."""
     import json
 
-    from src.figures import build_all, claims
+    from src.figures import claims
 
     uri, experiment = synthetic
     out = tmp_path / "figures"
-    build_all(uri, experiment, out)
+    figures_of(uri, experiment, out)
     _, verdicts = claims.read(out / "verdicts.json")
     found = {v.key: v for v in verdicts}
     assert found["1 | gru"].verdict == "undecided" and found["1 | gru"].p == 0.125
@@ -419,7 +427,6 @@ def test_the_tmaze_figure_and_table_count_solved_seeds_and_censor_the_rest(store
     as solved one evaluation after the budget, as src/pipeline.py logs it."""
     from mlflow.entities import Metric, Param
 
-    from src.figures import build_all
 
     uri, client = store
     exp_id = client.create_experiment("rl")
@@ -443,7 +450,7 @@ def test_the_tmaze_figure_and_table_count_solved_seeds_and_censor_the_rest(store
                              params=[Param(k, v) for k, v in params.items()])
             client.set_terminated(run_id, "FINISHED")
     out = tmp_path / "figures"
-    build_all(uri, "rl", out)
+    figures_of(uri, "rl", out)
     assert (out / "tmaze.png").stat().st_size > 1000 and (out / "tmaze.pdf").exists()
     summary = (out / "summary.md").read_text()
     assert "| gru | none | 1/3, 320 | 0/3, 320 |" in summary
@@ -456,7 +463,6 @@ def test_the_memory_horizon_figure_and_table_per_length(store, tmp_path):
     out of the supervised table and of figure 4's correlation (their length varies)."""
     from mlflow.entities import Metric, Param
 
-    from src.figures import build_all
     from src.figures.vaa_vs_test import correlations
 
     uri, client = store
@@ -477,7 +483,7 @@ def test_the_memory_horizon_figure_and_table_per_length(store, tmp_path):
                              params=[Param(k, v) for k, v in params.items()])
             client.set_terminated(run_id, "FINISHED")
     out = tmp_path / "figures"
-    build_all(uri, "horizon", out)
+    figures_of(uri, "horizon", out)
     assert (out / "memory_horizon.png").stat().st_size > 1000
     summary = (out / "summary.md").read_text()
     assert "| lstm | none | 0.900 (1/3) | 1.000 (0/3) |" in summary
@@ -519,18 +525,20 @@ def test_the_figures_cells_are_read_from_conf_cell(tmp_path):
 
 
 def test_figures_on_an_empty_experiment_say_so(store, tmp_path, capsys):
-    from src.figures import build_all, make_all
+    from src.figures import make_all
+    from src.figures.cli import cli
 
     uri, _ = store
-    assert build_all(uri, "missing", tmp_path) == []
-    assert "no completed runs" in capsys.readouterr().out
+    cli(make_all, "every figure", ["--tracking-uri", uri, "--experiment", "missing", "--out",
+                                   str(tmp_path / "figures")], titled=True)
+    assert "no completed runs in experiment 'missing'" in capsys.readouterr().out
+    assert not (tmp_path / "figures").exists()
     assert make_all([], tmp_path) == []
     assert "nothing drawn" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ the smoke chain
-# About 80 s on two quiet cores (both invocations): in the default run. Mark it `slow` if it
-# grows past ~3 minutes.
+# About 80 s on two quiet cores (both invocations), in the default run.
 def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     uri, client = store
     cmd = [sys.executable, "-m", "src.reproduce", "--scale", "smoke", "--jobs", "1", "--threads", "1",
@@ -549,7 +557,7 @@ def test_smoke_reproduce_builds_everything_and_resumes(tmp_path, store, capsys):
     assert {cell for _, cell, _ in rows} == cells
     exp = client.get_experiment_by_name("reproduce-smoke")
     runs = client.search_runs([exp.experiment_id])
-    total = sum(job_count(f, "smoke") for f in FIGURES)
+    total = sum(len(sweep_jobs(f, "smoke")) for f in FIGURES)
     assert len(runs) == total + 1  # every job, and the summary run with the figures
     (summary,) = [r for r in runs if r.data.tags.get("figure") == "summary"]
     logged = {a.path for a in client.list_artifacts(summary.info.run_id)}
