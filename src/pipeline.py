@@ -417,8 +417,7 @@ def description(cfg: DictConfig, name: str, result: dict) -> str:
     """What the run is and how it ended, in one line: ``gru-partial-copy-s0: cell gru, partial
     warm-up (paper, fraction 0.5), benchmark copy, seed 0; test/loss 0.409; VAA 0.031 -> 0.97
     -> 0.031``."""
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    warm = choices.get("warmup", f"fraction {cfg.warmup.fraction}")
+    chosen = choices()
     outcome = "; ".join(f"{k} {v:.3g}" for k, v in result.items()
                         if k.startswith("test/") and isinstance(v, float))
     if "episodes_to_solve" in result:
@@ -426,14 +425,20 @@ def description(cfg: DictConfig, name: str, result: dict) -> str:
                    if result.get("solved") else "not solved")
     stages = [f"{result[f'vaa/{s}']:.3g}" for s in ("init", "warmup", "final")
               if f"vaa/{s}" in result]
-    return (f"{name}: cell {choices.get('cell', '?')}, {warm} warm-up ({cfg.warmup.method}, "
-            f"fraction {cfg.warmup.fraction}), benchmark {choices.get('benchmark', '?')}, seed "
+    return (f"{name}: cell {chosen['cell']}, {chosen['warmup']} warm-up ({cfg.warmup.method}, "
+            f"fraction {cfg.warmup.fraction}), benchmark {chosen['benchmark']}, seed "
             f"{cfg.seed}; {outcome}" + (f"; VAA {' -> '.join(stages)}" if stages else ""))
 
 
+def choices() -> dict[str, str | None]:
+    """The run's choices of the groups ``cell``, ``benchmark`` and ``warmup`` (Hydra's; None
+    outside a Hydra job)."""
+    made = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    return {key: made.get(key) for key in ("cell", "benchmark", "warmup")}
+
+
 def run_tags(cfg: DictConfig, digest: str) -> dict[str, str]:
-    choices = HydraConfig.get().runtime.choices
-    tags = {key: choices.get(key) for key in ("cell", "benchmark", "warmup")}
+    tags = choices()
     tags.update(seed=str(cfg.seed), git_sha=tracking.git_sha(), config_hash=digest,
                 method=str(cfg.warmup.method), **tracking.owner_tags(),
                 machine=machine.line())  # where the numbers came from: they differ by CPU

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from src.rules import Refusal
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,8 +72,6 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
       package) and its server to accept a connection within ``timeout`` (``ConnectionError``);
     * anything else, MLflow's file store (``file:``, a bare path) included, is a ``Refusal``:
       MLflow 3 no longer writes runs there."""
-    from src.rules import Refusal
-
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     dialect = scheme.split("+", 1)[0]
     if uri.startswith("sqlite:///"):
@@ -120,8 +120,6 @@ def check_database(uri: str, dialect: str, timeout: float) -> None:
 
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    from src.rules import Refusal
 
     shown = shown_uri(uri)
     try:

@@ -98,6 +98,24 @@ def names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def cli_in_process(args: list[str], monkeypatch) -> int:
+    """``python -m src.run ARGS`` through its own entry (``src.run.cli``), in this process,
+    ended by ``sys.exit``: its exit status (stderr is the caller's ``capsys``). Hydra's global
+    state is cleared after."""
+    import pytest
+    from hydra.core.global_hydra import GlobalHydra
+
+    from src import run
+
+    monkeypatch.setattr(sys, "argv", ["src.run", *args])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            run.cli()
+    finally:
+        GlobalHydra.instance().clear()
+    return ended.value.code
+
+
 def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300,
             extra_path: list[Path] = ()) -> subprocess.CompletedProcess:
     """``python -m src.run ARGS`` as a user would call it (``extra_path``: more of PYTHONPATH)."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import sys
 import os
 
 import pytest
 import torch
 from conftest import (
+    cli_in_process,
     DIGITS,
     ROOT,
     MemoryLogger,
@@ -327,19 +327,9 @@ def test_wrong_types_are_refused_by_the_schema_in_one_line(overrides, expected, 
     """Types are OmegaConf's, from the schema (src/schema.py), applied by Hydra when it
     composes; `python -m src.run` says its refusal in one line, exit status 2, and nothing is
     written. In-process: Hydra's composition, no subprocess."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from src import run
-
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["src.run", *overrides, f"hydra.run.dir={tmp_path / 'r'}",
-                                      f"hydra.sweep.dir={tmp_path / 'm'}"])
-    try:
-        with pytest.raises(SystemExit) as ended:
-            run.cli()
-    finally:
-        GlobalHydra.instance().clear()
-    assert ended.value.code == 2
+    assert cli_in_process([*overrides, f"hydra.run.dir={tmp_path / 'r'}",
+                           f"hydra.sweep.dir={tmp_path / 'm'}"], monkeypatch) == 2
     assert capsys.readouterr().err.strip() == f"error: {expected}"
     assert not (tmp_path / "r").exists() and not (tmp_path / "outputs").exists()  # no run, no store
     assert os.environ.get("HYDRA_FULL_ERROR") is None  # the entry point restores the environment

@@ -13,6 +13,7 @@ from dataclasses import fields, is_dataclass
 from typing import get_type_hints
 
 import pytest
+from conftest import cli_in_process
 
 from src import schema
 
@@ -58,27 +59,18 @@ def test_every_rule_of_the_schema_is_in_the_table():
     assert len(keys) >= 20
 
 
-@pytest.mark.parametrize("override, key", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_before_any_work(override, key, tmp_path, monkeypatch,
-                                                      capsys):
-    from hydra.core.global_hydra import GlobalHydra
-
-    from src import run
-
+def refused(args: list[str], key: str, tmp_path, monkeypatch, capsys) -> None:
+    """``python -m src.run ARGS`` in ``tmp_path`` (its own store, a run folder three levels
+    deep as Hydra's default is): exit 2, one line naming ``key``, no traceback, no run folder
+    or empty parents left, no run in the store."""
     store, out = tmp_path / "mlflow.db", tmp_path / "outputs" / "runs" / "today" / "now"
-    args = [override, f"hydra.run.dir={out}"]
-    if not override.startswith("mlflow.tracking_uri="):
+    args = [*args, f"hydra.run.dir={out}"]
+    if not any(a.startswith("mlflow.tracking_uri=") for a in args):
         args.append(f"mlflow.tracking_uri=sqlite:///{store}")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["src.run", *args])
-    monkeypatch.setitem(sys.modules, "src.pipeline", None)  # importing it now fails
-    try:
-        with pytest.raises(SystemExit) as ended:
-            run.cli()
-    finally:
-        GlobalHydra.instance().clear()
+    code = cli_in_process(args, monkeypatch)
     err = capsys.readouterr().err
-    assert ended.value.code == 2, err
+    assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert key in lines[0] and "Traceback" not in err
@@ -86,6 +78,13 @@ def test_bad_input_is_one_line_exit_2_before_any_work(override, key, tmp_path, m
     if store.exists():
         with sqlite3.connect(store) as db:
             assert db.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("override, key", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_before_any_work(override, key, tmp_path, monkeypatch,
+                                                      capsys):
+    monkeypatch.setitem(sys.modules, "src.pipeline", None)  # importing it now fails
+    refused([override], key, tmp_path, monkeypatch, capsys)
 
 
 #: Refusals of the data module and the network, found when they are built (after the schema,
@@ -109,45 +108,16 @@ def test_what_the_build_refuses_is_one_line_exit_2(overrides, key, tmp_path, mon
                                                     capsys):
     """The data module's and the network's own checks, through the same entry: a plain
     ValueError of theirs must still reach the command line as one line, exit 2, no run."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from src import run
-
-    store, out = tmp_path / "mlflow.db", tmp_path / "outputs" / "runs" / "today" / "now"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["src.run", *overrides, f"hydra.run.dir={out}",
-                                      f"mlflow.tracking_uri=sqlite:///{store}"])
-    try:
-        with pytest.raises(SystemExit) as ended:
-            run.cli()
-    finally:
-        GlobalHydra.instance().clear()
-    err = capsys.readouterr().err
-    assert ended.value.code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and key in lines[0], err
-    assert "Traceback" not in err and not (tmp_path / "outputs").exists()
-    if store.exists():
-        with sqlite3.connect(store) as db:
-            assert db.execute("select count(*) from runs").fetchone()[0] == 0
+    refused(overrides, key, tmp_path, monkeypatch, capsys)
 
 
 def test_the_refusals_say_what_to_do(tmp_path, monkeypatch, capsys):
     """The words of a few: the file store, a missing database driver (naming the package),
     a seed out of range."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from src import run
-
     said = {}
     for override in ("mlflow.tracking_uri=file:///data/mlruns", "seed=-1",
                      "mlflow.tracking_uri=postgresql://u:secret@127.0.0.1:9/db"):
-        monkeypatch.setattr(sys, "argv", ["src.run", override, f"hydra.run.dir={tmp_path}/r"])
-        try:
-            with pytest.raises(SystemExit):
-                run.cli()
-        finally:
-            GlobalHydra.instance().clear()
+        assert cli_in_process([override, f"hydra.run.dir={tmp_path}/r"], monkeypatch) == 2
         said[override] = capsys.readouterr().err.strip()
     assert said["mlflow.tracking_uri=file:///data/mlruns"].startswith(
         "error: mlflow.tracking_uri=file:///data/mlruns: MLflow's file store is not supported")

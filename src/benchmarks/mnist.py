@@ -27,11 +27,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from src.benchmarks import mnist_data
 from src.benchmarks.images import ImageSequenceDataModule
 
 IMAGES_MAGIC = 2051  #: 0x0803: unsigned bytes, 3 dimensions
@@ -86,23 +88,14 @@ def read_idx(path: str, magic: int) -> Tensor:
     return torch.from_numpy(np.frombuffer(data, np.uint8, offset=offset).copy()).reshape(dims)
 
 
-def where(data_dir: str, stem: str) -> str | None:
-    """The file ``stem`` in ``data_dir``, plain or gzipped (plain preferred), or None."""
-    for candidate in (stem, stem + ".gz"):
-        if os.path.isfile(os.path.join(data_dir, candidate)):
-            return os.path.join(data_dir, candidate)
-    return None
-
-
 def find_files(data_dir: str, download: bool = False) -> dict[str, str]:
     """Paths of the four MNIST files in ``data_dir``; with ``download``, missing ones are
     fetched and verified first (``mnist_data.ensure``, what ``make data`` runs)."""
-    if download and any(where(data_dir, stem) is None for stem, _ in FILES.values()):
-        from src.benchmarks import mnist_data
-
+    folder = Path(data_dir)
+    if download and any(mnist_data.present(folder, stem) is None for stem, _ in FILES.values()):
         mnist_data.ensure(data_dir)
-    paths = {key: where(data_dir, stem) for key, (stem, _) in FILES.items()}
-    missing = [FILES[key][0] + "[.gz]" for key, path in paths.items() if path is None]
+    found = {key: mnist_data.present(folder, stem) for key, (stem, _) in FILES.items()}
+    missing = [FILES[key][0] + "[.gz]" for key, path in found.items() if path is None]
     if missing:
         needed = ", ".join(stem + "[.gz]" for stem, _ in FILES.values())
         raise FileNotFoundError(
@@ -111,7 +104,7 @@ def find_files(data_dir: str, download: bool = False) -> dict[str, str]:
             "run `make data` (or set benchmark.download=true) to fetch MNIST's, put them there, "
             "or set benchmark.data_dir=<the directory that holds them>"
         )
-    return paths
+    return {key: str(path) for key, path in found.items()}
 
 
 class MNIST(ImageSequenceDataModule):
@@ -157,14 +150,9 @@ class MNIST(ImageSequenceDataModule):
 
     def source(self) -> str:
         """The folder, and whether its files are MNIST's canonical ones (their SHA-256)."""
-        import hashlib
-
-        from src.benchmarks.mnist_data import SHA256
-
-        with _open(self.paths["train_images"]) as f:
-            found = hashlib.sha256(f.read()).hexdigest()
+        found = mnist_data.sha256(mnist_data.read_bytes(Path(self.paths["train_images"])))
         which = ("MNIST (train-images SHA-256 " + found[:16] + "..., canonical)"
-                 if found == SHA256["train-images-idx3-ubyte"]
+                 if found == mnist_data.SHA256["train-images-idx3-ubyte"]
                  else "IDX files (train-images SHA-256 " + found[:16] + "..., not MNIST's)")
         return f"{which} in {self.data_dir}, the first images of each file"
 

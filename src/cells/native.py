@@ -61,6 +61,13 @@ def build_directory() -> str | None:
     return str(path)
 
 
+def build_folder() -> Path:
+    """:func:`build_directory`, or torch's extension folder where it leaves the choice."""
+    from torch.utils import cpp_extension
+
+    return Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
+
+
 #: The agreement :func:`check` asks of a C++ loop against the Python loop, after ten steps:
 #: ``max |cpp - python| <= RTOL * max |python| + ATOL`` for every result. Measured here
 #: (AVX-512 and ATEN_CPU_CAPABILITY=default) the largest ratio was 4e-6: rounding, a wrong
@@ -96,10 +103,7 @@ def verdicts_file() -> Path:
     """Where the checks' verdicts of this machine are kept: beside the built library (found
     once per process: the key reads the source and the CPU's description)."""
     if "verdicts_file" not in _state:
-        from torch.utils import cpp_extension
-
-        folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
-        _state["verdicts_file"] = folder / f"check-{machine_key()}.json"
+        _state["verdicts_file"] = build_folder() / f"check-{machine_key()}.json"
     return _state["verdicts_file"]
 
 
@@ -152,7 +156,7 @@ def load(verbose: bool = False) -> bool:
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         except ImportError:
             pass
-        folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
+        folder = build_folder()
         with quoted_torch_lib(cpp_extension):
             cpp_extension.load(NAME, [str(source_in(folder))],
                                extra_cflags=["-O3", "-fno-trapping-math"], is_python_module=False,
@@ -209,10 +213,7 @@ def failure(err: BaseException) -> str:
     first = next((line for key in ("error:", "FAILED:") for line in lines if key in line),
                  lines[-1])
     try:
-        from torch.utils import cpp_extension
-
-        folder = Path(build_directory() or cpp_extension._get_build_directory(NAME, False))
-        log = folder / "build-error.log"
+        log = build_folder() / "build-error.log"
         log.write_text(text + "\n")
         return f"{first}; the whole message: {log}"
     except Exception:  # the folder cannot be written: the first line alone

@@ -38,7 +38,7 @@ from src.figures import inference
 from src.figures.inference import NOT_SHOWN, SHOWN, UNDECIDED, Correlation, Paired, Share, Solved
 from src.figures.runs import AFTER_WARMUP, CELLS, INIT, Run
 from src.figures.stats import SOLVED, group, order, solved
-from src.figures.vaa_vs_test import VARIED_LENGTH, points
+from src.figures.vaa_vs_test import correlations, points
 
 __all__ = ["SHOWN", "UNDECIDED", "NOT_SHOWN", "Verdict", "decide", "compare", "read", "write"]
 
@@ -188,14 +188,13 @@ def correlated(runs: list[Run]) -> list[Verdict]:
     """Claim 5, per benchmark: Spearman's rho of VAA after warm-up against the test loss, over
     the runs at the benchmark's one length (``vaa_vs_test.points``), at least 8 of them."""
     out = []
-    for bench in order({r.benchmark for r in runs if r.figure not in VARIED_LENGTH}):
-        pts = points(runs, bench)
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        if len(pts) < 8 or len(set(xs)) < 2 or len(set(ys)) < 2:
+    for bench, (n, rho) in correlations(runs).items():
+        if n < 8 or not math.isfinite(rho):  # too few runs, or a constant variable
             continue
-        d = Correlation(len(pts)).decide(xs, ys)
+        pts = points(runs, bench)
+        d = Correlation(n).decide([p[0] for p in pts], [p[1] for p in pts])
         out.append(verdict("5", bench, "VAA after warm-up against test loss", "correlation",
-                           [round(d.estimate, 4), len(pts)], d))
+                           [round(d.estimate, 4), n], d))
     return out
 
 
@@ -336,9 +335,7 @@ def compare(mine: list[Verdict], reference: list[Verdict]) -> Comparison:
             risk = ""
             rh, rr, t = rule_of(h), rule_of(r), truth(h, r)
             if rh is not None and rr is not None and t is not None and rh.name == rr.name:
-                (sh, nh), (sr, nr) = rh.chances(*t), rr.chances(*t)
-                pc = sh * nr + nh * sr
-                pu = (sh + nh) * (1 - sr - nr) + (1 - sh - nh) * (sr + nr)
+                pc, pu = inference.moves(rh, rr, *t)
                 contra, certain = contra + pc, certain + pu
                 risk = f" [chance: contradiction {pc:.1%}, certainty {pu:.0%}]"
             counts[k] += 1

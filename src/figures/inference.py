@@ -137,17 +137,20 @@ class Rule:
     def grid(self):
         raise NotImplementedError
 
+    @lru_cache(maxsize=None)  # noqa: B019 (the rules are frozen, hashable and few)
     def worst(self) -> float:
         """``max over truths of 2 P(shown) P(not shown)``: the chance that two machines
         contradict each other, at the least favourable true effect."""
         return max(2 * s * n for s, n in (self.chances(*t) for t in self.grid()))
 
-    def moves(self, *truth) -> tuple[float, float]:
-        """At a true effect: the chance that two draws contradict each other, and that one
-        decides while the other is undecided."""
-        s, n = self.chances(*truth)
-        u = max(0.0, 1 - s - n)
-        return 2 * s * n, 2 * (s + n) * u
+
+def moves(a: Rule, b: Rule, *truth) -> tuple[float, float]:
+    """At a true effect, for the same claim decided by rule ``a`` on one machine and ``b`` on
+    another (their sample sizes may differ): the chance that the two contradict each other,
+    and that one decides while the other is undecided."""
+    sa, na = a.chances(*truth)
+    sb, nb = b.chances(*truth)
+    return sa * nb + na * sb, (sa + na) * (1 - sb - nb) + (1 - sa - na) * (sb + nb)
 
 
 GRID = np.linspace(0.0, 1.0, 101)

@@ -6,6 +6,8 @@ logger (``warmup/loss``, ``warmup/vaa_star``, per layer ``warmup/vaa_star_l<i>``
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import pytorch_lightning as pl
 import torch
 
@@ -41,7 +43,7 @@ class WarmupModule(pl.LightningModule):
         self.eps = eps
         #: ``(step, loss, VAA* mean over layers, horizon T)`` of every step taken
         self.history: list[tuple[int, float, float, int]] = []
-        self._frozen = None
+        self._frozen = ExitStack()  # the stage's frozen parameters, released at its end
 
     def horizon_bound(self, step: int) -> int:
         """Upper bound of the stabilisation length at (0-based) step k: min(1 + 10k, 200)."""
@@ -49,13 +51,10 @@ class WarmupModule(pl.LightningModule):
 
     # Only the warmed sub-cells learn: everything else is frozen for the stage.
     def on_fit_start(self) -> None:
-        self._frozen = paper.trained_only(self.net, self.net.warm_parameters())
-        self._frozen.__enter__()
+        self._frozen.enter_context(paper.trained_only(self.net, self.net.warm_parameters()))
 
     def on_fit_end(self) -> None:
-        if self._frozen is not None:
-            self._frozen.__exit__(None, None, None)
-        self._frozen = None
+        self._frozen.close()
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.net.warm_parameters(), lr=self.lr)
